@@ -1,0 +1,15 @@
+# Generates a C++ source holding every sql/NNN_name.sql migration, so `migrate` needs no files at run time.
+# Usage: cmake -DSQL_DIR=... -DOUT=... -P embed_sql.cmake
+file(GLOB files ${SQL_DIR}/[0-9][0-9][0-9]_*.sql)
+list(SORT files)
+set(body "// Generated from sql/ by cmake/embed_sql.cmake. Do not edit.\n#include \"db/migrations.hpp\"\n\nnamespace esd::db {\n\nconst std::vector<migration>& embedded_migrations() {\n  static const std::vector<migration> all = {\n")
+foreach(f ${files})
+  get_filename_component(name ${f} NAME_WE)
+  string(SUBSTRING ${name} 0 3 version)
+  math(EXPR version "${version}")
+  file(READ ${f} text)
+  string(APPEND body "    {${version}, \"${name}\", R\"esdsql(${text})esdsql\"},\n")
+endforeach()
+string(APPEND body "  };\n  return all;\n}\n\n}  // namespace esd::db\n")
+file(WRITE ${OUT}.tmp "${body}")
+execute_process(COMMAND ${CMAKE_COMMAND} -E copy_if_different ${OUT}.tmp ${OUT})

@@ -1,0 +1,159 @@
+// complete_job: the one transaction that makes a sync visible. Entitlements, the player's watermark and
+// the events' completion commit together, so a crash can never leave the watermark ahead of the data.
+#include <string>
+
+#include "db/queue.hpp"
+
+namespace esd::db {
+
+namespace {
+
+constexpr std::size_t rows_per_statement = 500;
+
+class row_builder {
+ public:
+  explicit row_builder(pqxx::transaction_base& tx) : tx_(tx) {}
+
+  void text(const std::string& v) { sep(); out_ += tx_.quote(v); }
+  void text_or_null(const std::string& v) {
+    sep();
+    out_ += v.empty() ? "NULL" : tx_.quote(v);
+  }
+  void time(const std::optional<store::store_time>& t) {
+    sep();
+    out_ += t ? tx_.quote(store::to_pg_timestamptz(*t)) + "::timestamptz" : "NULL::timestamptz";
+  }
+  void boolean(const std::optional<bool>& b) {
+    sep();
+    out_ += b ? (*b ? "true" : "false") : "NULL::boolean";
+  }
+  void integer(const std::optional<std::int32_t>& v) {
+    sep();
+    out_ += v ? std::to_string(*v) : "NULL::integer";
+  }
+  void micros_interval(const std::optional<std::int64_t>& us) {
+    sep();
+    out_ += us ? "make_interval(secs => " + std::to_string(static_cast<double>(*us) / 1e6) + ")"
+               : "NULL::interval";
+  }
+  void text_array(const std::vector<std::string>& v) {
+    sep();
+    out_ += tx_.quote(to_pg_text_array(v)) + "::text[]";
+  }
+  void open() { out_ += first_row_ ? "(" : ",("; first_row_ = false; first_field_ = true; }
+  void close() { out_ += ')'; }
+  std::string take() { std::string s; s.swap(out_); first_row_ = true; return s; }
+  bool empty() const { return out_.empty(); }
+
+ private:
+  void sep() {
+    if (!first_field_) out_ += ',';
+    first_field_ = false;
+  }
+  pqxx::transaction_base& tx_;
+  std::string out_;
+  bool first_row_ = true;
+  bool first_field_ = true;
+};
+
+void write_items(pqxx::work& tx, const sync_job& job, const std::vector<store::collection_item>& items) {
+  static const std::string head =
+      "INSERT INTO entitlement_sync.entitlements AS e (user_id, item_id, product_id, sku_id, product_type, "
+      "status, quantity, acquired_date, start_date, end_date, modified_date, transaction_id, order_id, "
+      "order_line_item_id, dev_offer_id, in_app_offer_token, ownership_type, sku_type, acquisition_type, "
+      "purchased_country, purchaser_identity_type, purchaser_identity_value, recurrence_id, "
+      "local_ticket_reference, is_trial, is_in_trial_period, trial_time_remaining, tags, fulfillment_data, "
+      "satisfied_by_product_ids) VALUES ";
+  // An older answer never overwrites a newer row; a full resync rewrites every row it sees.
+  const std::string tail =
+      " ON CONFLICT (user_id, item_id) DO UPDATE SET product_id = EXCLUDED.product_id, "
+      "sku_id = EXCLUDED.sku_id, product_type = EXCLUDED.product_type, status = EXCLUDED.status, "
+      "quantity = EXCLUDED.quantity, acquired_date = EXCLUDED.acquired_date, start_date = EXCLUDED.start_date, "
+      "end_date = EXCLUDED.end_date, modified_date = EXCLUDED.modified_date, "
+      "transaction_id = EXCLUDED.transaction_id, order_id = EXCLUDED.order_id, "
+      "order_line_item_id = EXCLUDED.order_line_item_id, dev_offer_id = EXCLUDED.dev_offer_id, "
+      "in_app_offer_token = EXCLUDED.in_app_offer_token, ownership_type = EXCLUDED.ownership_type, "
+      "sku_type = EXCLUDED.sku_type, acquisition_type = EXCLUDED.acquisition_type, "
+      "purchased_country = EXCLUDED.purchased_country, purchaser_identity_type = EXCLUDED.purchaser_identity_type, "
+      "purchaser_identity_value = EXCLUDED.purchaser_identity_value, recurrence_id = EXCLUDED.recurrence_id, "
+      "local_ticket_reference = EXCLUDED.local_ticket_reference, is_trial = EXCLUDED.is_trial, "
+      "is_in_trial_period = EXCLUDED.is_in_trial_period, trial_time_remaining = EXCLUDED.trial_time_remaining, "
+      "tags = EXCLUDED.tags, fulfillment_data = EXCLUDED.fulfillment_data, "
+      "satisfied_by_product_ids = EXCLUDED.satisfied_by_product_ids, synced_at = now()" +
+      std::string(job.full_sync ? "" : " WHERE EXCLUDED.modified_date >= e.modified_date");
+
+  row_builder rows(tx);
+  std::size_t in_batch = 0;
+  auto flush = [&] {
+    if (in_batch == 0) return;
+    tx.exec(head + rows.take() + tail);
+    in_batch = 0;
+  };
+  for (const auto& it : items) {
+    rows.open();
+    rows.text(job.user_id);
+    rows.text(it.item_id);
+    rows.text(it.product_id);
+    rows.text(it.sku_id);
+    rows.text(it.product_type);
+    rows.text(it.status);
+    rows.integer(it.quantity);
+    rows.time(it.acquired_date);
+    rows.time(it.start_date);
+    rows.time(it.end_date);
+    rows.time(it.modified_date);
+    rows.text_or_null(it.transaction_id);
+    rows.text_or_null(it.order_id);
+    rows.text_or_null(it.order_line_item_id);
+    rows.text_or_null(it.dev_offer_id);
+    rows.text_or_null(it.in_app_offer_token);
+    rows.text_or_null(it.ownership_type);
+    rows.text_or_null(it.sku_type);
+    rows.text_or_null(it.acquisition_type);
+    rows.text_or_null(it.purchased_country);
+    rows.text_or_null(it.purchaser_identity_type);
+    rows.text_or_null(it.purchaser_identity_value);
+    rows.text_or_null(it.recurrence_id);
+    rows.text_or_null(it.local_ticket_reference);
+    rows.boolean(it.is_trial);
+    rows.boolean(it.is_in_trial_period);
+    rows.micros_interval(it.trial_time_remaining_micros);
+    rows.text_array(it.tags);
+    rows.text_array(it.fulfillment_data);
+    rows.text_array(it.satisfied_by_product_ids);
+    rows.close();
+    if (++in_batch == rows_per_statement) flush();
+  }
+  flush();
+}
+
+}  // namespace
+
+bool complete_job(pqxx::connection& c, const sync_job& job, const std::string& owner, const sync_outcome& o) {
+  pqxx::work tx(c);
+  // Take the events first: if they are no longer ours, nothing else may be written.
+  auto mine = tx.exec_params(
+      "UPDATE entitlement_sync.key_uploads SET state = 'done', finished_at = now(), lease_until = NULL, "
+      "  last_error = NULL "
+      "WHERE event_id = ANY($1::bigint[]) AND state = 'running' AND claimed_by = $2",
+      to_pg_bigint_array(job.event_ids), owner);
+  if (mine.affected_rows() != job.event_ids.size()) {
+    tx.abort();
+    return false;
+  }
+  write_items(tx, job, o.items);
+  std::optional<std::string> watermark;
+  if (o.max_modified) watermark = store::to_pg_timestamptz(*o.max_modified);
+  tx.exec_params(
+      "UPDATE entitlement_sync.users SET "
+      "  watermark = CASE WHEN $2::timestamptz IS NULL THEN watermark "
+      "                   ELSE greatest(coalesce(watermark, $2::timestamptz), $2::timestamptz) END, "
+      "  last_synced_at = now(), last_error = NULL, last_error_at = NULL, "
+      "  items = (SELECT count(*) FROM entitlement_sync.entitlements WHERE user_id = $1) "
+      "WHERE user_id = $1",
+      job.user_id, watermark);
+  tx.commit();
+  return true;
+}
+
+}  // namespace esd::db

@@ -1,0 +1,262 @@
+#include "db/queue.hpp"
+
+#include <algorithm>
+#include <map>
+
+#include "store/store_id_key.hpp"
+
+namespace esd::db {
+
+namespace {
+
+// pg_advisory_xact_lock key that serializes claims across daemons: "esd_claim".
+constexpr long long claim_lock_key = 0x6573645f636c6169LL;
+
+std::string utc_text(std::int64_t epoch_seconds) {
+  return store::format_store_date(store::store_time{epoch_seconds * 1'000'000});
+}
+
+// A key as uploaded, checked before we keep it. Returns the problem in words, or empty when usable.
+std::string check_uploaded_key(const std::string& key, store::key_kind expected, std::int64_t event_id,
+                               std::int64_t now_s, std::optional<store::store_time>& issued,
+                               std::optional<store::store_time>& expires) {
+  const std::string column = expected == store::key_kind::collections ? "collections_key" : "purchase_key";
+  const std::string where = "the " + column + " uploaded in event " + std::to_string(event_id);
+  auto decoded = store::decode_store_id_key(key);
+  if (!decoded) return where + " is not a valid Microsoft Store ID key: " + decoded.error;
+  const auto& claims = *decoded.claims;
+  if (claims.kind != expected)
+    return where + " is a " + std::string(store::to_string(claims.kind)) + " key (aud " + claims.audience +
+           "); the game client must send its UserCollectionsId as collections_key and its UserPurchaseId as "
+           "purchase_key";
+  if (claims.expires_at <= now_s)
+    return where + " had already expired at " + utc_text(claims.expires_at) +
+           "; the game client must request a new key from the Store and upload it";
+  issued = store::store_time{claims.issued_at * 1'000'000};
+  expires = store::store_time{claims.expires_at * 1'000'000};
+  return {};
+}
+
+std::optional<store::store_time> optional_time(const pqxx::field& f) {
+  if (f.is_null()) return std::nullopt;
+  return store::from_pg_timestamptz(f.c_str());
+}
+
+}  // namespace
+
+std::string to_pg_bigint_array(const std::vector<std::int64_t>& ids) {
+  std::string out = "{";
+  for (std::size_t i = 0; i < ids.size(); ++i) {
+    if (i) out += ',';
+    out += std::to_string(ids[i]);
+  }
+  return out + '}';
+}
+
+std::string to_pg_text_array(const std::vector<std::string>& values) {
+  std::string out = "{";
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    if (i) out += ',';
+    out += '"';
+    for (char ch : values[i]) {
+      if (ch == '"' || ch == '\\') out += '\\';
+      out += ch;
+    }
+    out += '"';
+  }
+  out += '}';
+  return out;
+}
+
+std::vector<sync_job> claim_jobs(pqxx::connection& c, const claim_options& o) {
+  pqxx::work tx(c);
+  tx.exec("SELECT pg_advisory_xact_lock(" + std::to_string(claim_lock_key) + ")");
+
+  // Events whose daemon died (lease ran out) go back to the queue first.
+  tx.exec(
+      "UPDATE entitlement_sync.key_uploads SET state = 'pending', claimed_by = NULL, lease_until = NULL, "
+      "last_error = 'the daemon working on this event stopped before finishing; taken up again' "
+      "WHERE state = 'running' AND lease_until < now()");
+
+  // Players with a due event and no sync running, oldest due first. The scan is bounded so a deep
+  // backlog of one player cannot starve the claim; that player's other events are picked up below.
+  auto players = tx.exec_params(
+      "SELECT user_id FROM ("
+      "  SELECT q.user_id, min(q.run_after) AS due, min(q.event_id) AS first FROM ("
+      "    SELECT user_id, run_after, event_id FROM entitlement_sync.key_uploads "
+      "    WHERE state = 'pending' AND run_after <= now() ORDER BY run_after, event_id LIMIT $1 * 8) q "
+      "  WHERE NOT EXISTS (SELECT 1 FROM entitlement_sync.key_uploads r "
+      "                    WHERE r.user_id = q.user_id AND r.state = 'running') "
+      "  GROUP BY q.user_id ORDER BY due, first LIMIT $1) p",
+      o.limit);
+  if (players.empty()) {
+    tx.commit();
+    return {};
+  }
+  std::vector<std::string> user_ids;
+  for (const auto& row : players) user_ids.push_back(row[0].as<std::string>());
+  const std::string users_literal = to_pg_text_array(user_ids);
+
+  auto events = tx.exec_params(
+      "SELECT event_id, user_id, collections_key, purchase_key, full_sync, attempts "
+      "FROM entitlement_sync.key_uploads WHERE user_id = ANY($1::text[]) AND state = 'pending' "
+      "AND run_after <= now() ORDER BY user_id, event_id FOR UPDATE",
+      users_literal);
+
+  const std::int64_t now_s = tx.exec1("SELECT extract(epoch FROM now())::bigint")[0].as<std::int64_t>();
+  std::map<std::string, sync_job> jobs;
+  struct fresh_keys {
+    std::optional<std::string> collections, purchase;
+    std::optional<store::store_time> c_issued, c_expires, p_issued, p_expires;
+  };
+  std::map<std::string, fresh_keys> uploaded;
+  std::vector<std::int64_t> all_ids;
+  for (const auto& row : events) {
+    auto id = row["event_id"].as<std::int64_t>();
+    auto user = row["user_id"].as<std::string>();
+    auto& job = jobs[user];
+    job.user_id = user;
+    job.event_ids.push_back(id);
+    job.full_sync = job.full_sync || row["full_sync"].as<bool>();
+    job.attempts = std::max(job.attempts, row["attempts"].as<int>() + 1);
+    all_ids.push_back(id);
+    auto& keys = uploaded[user];
+    // Rows come oldest first, so a later valid key replaces an earlier one.
+    if (!row["collections_key"].is_null()) {
+      std::optional<store::store_time> issued, expires;
+      auto problem = check_uploaded_key(row["collections_key"].as<std::string>(), store::key_kind::collections,
+                                        id, now_s, issued, expires);
+      if (problem.empty()) {
+        keys.collections = row["collections_key"].as<std::string>();
+        keys.c_issued = issued;
+        keys.c_expires = expires;
+      } else {
+        job.key_problems.push_back(problem);
+      }
+    }
+    if (!row["purchase_key"].is_null()) {
+      std::optional<store::store_time> issued, expires;
+      auto problem = check_uploaded_key(row["purchase_key"].as<std::string>(), store::key_kind::purchase, id,
+                                        now_s, issued, expires);
+      if (problem.empty()) {
+        keys.purchase = row["purchase_key"].as<std::string>();
+        keys.p_issued = issued;
+        keys.p_expires = expires;
+      } else {
+        job.key_problems.push_back(problem);
+      }
+    }
+  }
+
+  auto ts = [](const std::optional<store::store_time>& t) -> std::optional<std::string> {
+    if (!t) return std::nullopt;
+    return store::to_pg_timestamptz(*t);
+  };
+  for (const auto& [user, keys] : uploaded) {
+    if (!keys.collections && !keys.purchase) continue;
+    tx.exec_params(
+        "INSERT INTO entitlement_sync.user_keys AS k (user_id, collections_key, collections_key_issued_at, "
+        "  collections_key_expires_at, purchase_key, purchase_key_issued_at, purchase_key_expires_at) "
+        "VALUES ($1, $2, $3::timestamptz, $4::timestamptz, $5, $6::timestamptz, $7::timestamptz) "
+        "ON CONFLICT (user_id) DO UPDATE SET "
+        "  collections_key = coalesce(EXCLUDED.collections_key, k.collections_key), "
+        "  collections_key_issued_at = CASE WHEN EXCLUDED.collections_key IS NULL "
+        "    THEN k.collections_key_issued_at ELSE EXCLUDED.collections_key_issued_at END, "
+        "  collections_key_expires_at = CASE WHEN EXCLUDED.collections_key IS NULL "
+        "    THEN k.collections_key_expires_at ELSE EXCLUDED.collections_key_expires_at END, "
+        "  purchase_key = coalesce(EXCLUDED.purchase_key, k.purchase_key), "
+        "  purchase_key_issued_at = CASE WHEN EXCLUDED.purchase_key IS NULL "
+        "    THEN k.purchase_key_issued_at ELSE EXCLUDED.purchase_key_issued_at END, "
+        "  purchase_key_expires_at = CASE WHEN EXCLUDED.purchase_key IS NULL "
+        "    THEN k.purchase_key_expires_at ELSE EXCLUDED.purchase_key_expires_at END, "
+        "  updated_at = now()",
+        user, keys.collections, ts(keys.c_issued), ts(keys.c_expires), keys.purchase, ts(keys.p_issued),
+        ts(keys.p_expires));
+  }
+
+  // The queue rows stop holding keys the moment they are claimed.
+  tx.exec_params(
+      "UPDATE entitlement_sync.key_uploads SET state = 'running', claimed_at = now(), claimed_by = $2, "
+      "  lease_until = now() + make_interval(secs => $3), attempts = attempts + 1, "
+      "  collections_key = NULL, purchase_key = NULL "
+      "WHERE event_id = ANY($1::bigint[])",
+      to_pg_bigint_array(all_ids), o.owner, static_cast<double>(o.lease.count()));
+  tx.exec_params("UPDATE entitlement_sync.users SET last_attempt_at = now() WHERE user_id = ANY($1::text[])",
+                 users_literal);
+
+  auto state = tx.exec_params(
+      "SELECT u.user_id, u.watermark, k.collections_key, k.collections_key_expires_at, k.purchase_key, "
+      "  k.purchase_key_expires_at "
+      "FROM entitlement_sync.users u LEFT JOIN entitlement_sync.user_keys k USING (user_id) "
+      "WHERE u.user_id = ANY($1::text[])",
+      users_literal);
+  for (const auto& row : state) {
+    auto it = jobs.find(row["user_id"].as<std::string>());
+    if (it == jobs.end()) continue;
+    auto& job = it->second;
+    job.watermark = optional_time(row["watermark"]);
+    if (!row["collections_key"].is_null()) job.collections_key = row["collections_key"].as<std::string>();
+    job.collections_key_expires_at = optional_time(row["collections_key_expires_at"]);
+    if (!row["purchase_key"].is_null()) job.purchase_key = row["purchase_key"].as<std::string>();
+    job.purchase_key_expires_at = optional_time(row["purchase_key_expires_at"]);
+  }
+  tx.commit();
+
+  std::vector<sync_job> out;
+  out.reserve(jobs.size());
+  for (auto& [user, job] : jobs) out.push_back(std::move(job));
+  return out;
+}
+
+std::optional<double> seconds_until_next_due(pqxx::connection& c) {
+  pqxx::read_transaction tx(c);
+  auto row = tx.exec1(
+      "SELECT greatest(0, extract(epoch FROM min(run_after) - now()))::float8 "
+      "FROM entitlement_sync.key_uploads WHERE state = 'pending'");
+  if (row[0].is_null()) return std::nullopt;
+  return row[0].as<double>();
+}
+
+bool hand_back_job(pqxx::connection& c, const sync_job& job, const std::string& owner) {
+  pqxx::work tx(c);
+  auto r = tx.exec_params(
+      "UPDATE entitlement_sync.key_uploads SET state = 'pending', claimed_by = NULL, lease_until = NULL, "
+      "  attempts = greatest(attempts - 1, 0) "
+      "WHERE event_id = ANY($1::bigint[]) AND state = 'running' AND claimed_by = $2",
+      to_pg_bigint_array(job.event_ids), owner);
+  tx.commit();
+  return r.affected_rows() > 0;
+}
+
+bool fail_job(pqxx::connection& c, const sync_job& job, const std::string& owner, const std::string& reason,
+              std::optional<std::chrono::system_clock::time_point> retry_at, int max_attempts) {
+  const bool final = !retry_at || job.attempts >= max_attempts;
+  pqxx::work tx(c);
+  pqxx::result r;
+  std::string user_error = reason;
+  if (final) {
+    if (retry_at) user_error += " (gave up after " + std::to_string(job.attempts) + " attempts)";
+    r = tx.exec_params(
+        "UPDATE entitlement_sync.key_uploads SET state = 'failed', finished_at = now(), lease_until = NULL, "
+        "  last_error = $3 "
+        "WHERE event_id = ANY($1::bigint[]) AND state = 'running' AND claimed_by = $2",
+        to_pg_bigint_array(job.event_ids), owner, user_error);
+  } else {
+    auto micros = std::chrono::duration_cast<std::chrono::microseconds>(retry_at->time_since_epoch()).count();
+    auto when = store::to_pg_timestamptz(store::store_time{micros});
+    user_error += "; will retry at " + when.substr(0, 19) + " UTC";
+    r = tx.exec_params(
+        "UPDATE entitlement_sync.key_uploads SET state = 'pending', claimed_by = NULL, lease_until = NULL, "
+        "  run_after = $3::timestamptz, last_error = $4 "
+        "WHERE event_id = ANY($1::bigint[]) AND state = 'running' AND claimed_by = $2",
+        to_pg_bigint_array(job.event_ids), owner, when, reason);
+  }
+  if (r.affected_rows() == 0) return false;  // no longer ours: leave the other worker's outcome alone
+  tx.exec_params(
+      "UPDATE entitlement_sync.users SET last_error = $2, last_error_at = now() WHERE user_id = $1",
+      job.user_id, user_error);
+  tx.commit();
+  return final;
+}
+
+}  // namespace esd::db

@@ -1,0 +1,72 @@
+// The key_uploads queue: claiming due events, and recording how they ended.
+//
+// A claim takes every due event of up to `limit` players that nobody is syncing, folds each player's
+// events into one job (newest keys win, full if any asked for full), moves the uploaded keys out of the
+// queue into user_keys, and marks the events running under our name with a lease. Claims are serialized
+// by a transaction-scoped advisory lock, so two daemons can never start the same player at once.
+// Every transaction here is short; none is held across a Store call.
+#pragma once
+
+#include <pqxx/pqxx>
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "store/collections.hpp"
+#include "store/store_date.hpp"
+
+namespace esd::db {
+
+struct sync_job {
+  std::string user_id;
+  std::vector<std::int64_t> event_ids;  // all events folded into this job, oldest first
+  bool full_sync = false;
+  int attempts = 0;                     // including this one
+  std::vector<std::string> key_problems;  // uploaded keys that could not be taken, in plain words
+  std::optional<std::string> collections_key;
+  std::optional<store::store_time> collections_key_expires_at;
+  std::optional<std::string> purchase_key;
+  std::optional<store::store_time> purchase_key_expires_at;
+  std::optional<store::store_time> watermark;
+};
+
+struct claim_options {
+  int limit = 64;                       // players
+  std::string owner;                    // this daemon's name in claimed_by
+  std::chrono::seconds lease{900};
+};
+
+std::vector<sync_job> claim_jobs(pqxx::connection& c, const claim_options& o);
+
+struct sync_outcome {
+  std::vector<store::collection_item> items;  // de-duplicated by item id
+  std::optional<store::store_time> max_modified;
+  int pages = 0;
+};
+
+// Writes the items, the new watermark and the events' completion in one transaction. Returns false (and
+// writes nothing) when the events are no longer ours: their lease ran out and another worker took them.
+bool complete_job(pqxx::connection& c, const sync_job& job, const std::string& owner, const sync_outcome& o);
+
+// Records a failure on the events and on the player. With retry_at, the events wait until then (unless
+// attempts reached max_attempts, which makes the failure final); without it the failure is final.
+// Returns true when the events ended in `failed`.
+bool fail_job(pqxx::connection& c, const sync_job& job, const std::string& owner, const std::string& reason,
+              std::optional<std::chrono::system_clock::time_point> retry_at, int max_attempts);
+
+// Gives the events back to the queue untouched (shutdown): they do not count as an attempt.
+bool hand_back_job(pqxx::connection& c, const sync_job& job, const std::string& owner);
+
+// Seconds until the earliest waiting event is due (0 if one is due now); nullopt when nothing waits.
+std::optional<double> seconds_until_next_due(pqxx::connection& c);
+
+// Formats a PostgreSQL array literal of text values ('{"a","b"}'), quoting every element.
+std::string to_pg_text_array(const std::vector<std::string>& values);
+
+// '{1,2,3}'
+std::string to_pg_bigint_array(const std::vector<std::int64_t>& ids);
+
+}  // namespace esd::db

@@ -1,0 +1,269 @@
+#include "sync/daemon.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <unistd.h>
+
+#include <chrono>
+#include <random>
+
+#include "db/db_pool.hpp"
+#include "db/migrations.hpp"
+#include "db/notification_listener.hpp"
+#include "db/queue.hpp"
+#include "ops/log.hpp"
+#include "sync/player_sync.hpp"
+
+namespace esd::sync {
+
+namespace asio = boost::asio;
+using namespace std::chrono_literals;
+
+namespace {
+
+std::string make_owner_name() {
+  char host[256] = {};
+  gethostname(host, sizeof host - 1);
+  std::random_device rd;
+  char suffix[9];
+  snprintf(suffix, sizeof suffix, "%08x", rd());
+  return std::string(host) + ":" + std::to_string(getpid()) + ":" + suffix;
+}
+
+class daemon {
+ public:
+  daemon(const config::config& cfg, const run_options& opts, asio::io_context& io, db::db_pool& db,
+         store_gateway& gateway, entra_token_cache& tokens)
+      : cfg_(cfg), opts_(opts), io_(io), db_(db), gateway_(gateway), tokens_(tokens),
+        owner_(make_owner_name()), wake_timer_(io), rng_(std::random_device{}()) {}
+
+  const std::string& owner() const { return owner_; }
+
+  // Called on the event loop (the listener posts here).
+  void wake() {
+    wake_requested_ = true;
+    wake_timer_.cancel();
+  }
+
+  void request_stop(const char* why) {
+    if (stopping_) return;
+    log::info(std::string("stopping: ") + why + " " + log::field("in_flight", static_cast<long long>(in_flight_)));
+    stopping_ = true;
+    wake();
+  }
+
+  asio::awaitable<int> dispatch() {
+    const auto drain_deadline = std::chrono::steady_clock::now() + cfg_.sync.drain_grace;
+    while (!stopping_) {
+      wake_requested_ = false;
+      const int free = cfg_.sync.concurrency - in_flight_;
+      std::size_t claimed = 0;
+      if (free > 0) {
+        try {
+          auto jobs = co_await db_.run([o = db::claim_options{free, owner_, claim_lease()}](pqxx::connection& c) {
+            return db::claim_jobs(c, o);
+          });
+          claimed = jobs.size();
+          for (auto& job : jobs) start(std::move(job));
+          claim_failures_ = 0;
+        } catch (const std::exception& e) {
+          ++claim_failures_;
+          log::error(std::string("queue: claiming events failed: ") + e.what());
+          if (opts_.drain && claim_failures_ >= 3) {
+            fatal_ = true;
+            break;
+          }
+        }
+      }
+      if (claimed > 0 && in_flight_ < cfg_.sync.concurrency) continue;  // there may be more ready
+
+      auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(cfg_.sync.poll_interval);
+      if (opts_.drain && in_flight_ == 0 && claimed == 0) {
+        // Nothing running and nothing ready: finish unless a retry falls due within the grace period.
+        std::optional<double> next;
+        try {
+          next = co_await db_.run([](pqxx::connection& c) { return db::seconds_until_next_due(c); });
+        } catch (const std::exception& e) {
+          log::error(std::string("queue: reading the next due time failed: ") + e.what());
+          fatal_ = true;
+          break;
+        }
+        const auto due_at = next ? std::chrono::steady_clock::now() +
+                                       std::chrono::milliseconds(static_cast<long long>(*next * 1000) + 20)
+                                 : std::chrono::steady_clock::time_point::max();
+        if (!next || due_at > drain_deadline) break;
+        wait = std::min(wait, std::chrono::duration_cast<std::chrono::milliseconds>(
+                                  due_at - std::chrono::steady_clock::now()));
+      }
+      if (wake_requested_) continue;
+      wake_timer_.expires_after(std::max(wait, std::chrono::milliseconds(1)));
+      co_await wake_timer_.async_wait(asio::as_tuple(asio::use_awaitable));
+    }
+    co_await finish_in_flight();
+    co_return fatal_ ? 1 : 0;
+  }
+
+ private:
+  std::chrono::seconds claim_lease() const {
+    // Long enough for the slowest sync we allow; the lease only matters if this process dies.
+    auto per_page = std::chrono::duration_cast<std::chrono::seconds>(cfg_.store.request_timeout) + 1s;
+    return std::max<std::chrono::seconds>(per_page * 4 + 60s, 300s);
+  }
+
+  void start(db::sync_job job) {
+    ++in_flight_;
+    asio::co_spawn(io_, run_job(std::move(job)), [this](std::exception_ptr e) {
+      --in_flight_;
+      if (e) {
+        try {
+          std::rethrow_exception(e);
+        } catch (const std::exception& ex) {
+          log::error(std::string("sync: unexpected error: ") + ex.what());
+        }
+      }
+      wake();  // a slot is free
+    });
+  }
+
+  asio::awaitable<void> run_job(db::sync_job job) {
+    const auto started = std::chrono::steady_clock::now();
+    auto result = co_await sync_player(job, gateway_, tokens_);
+    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started);
+    std::string common = log::field("user", job.user_id) + " " +
+                         log::field("events", static_cast<long long>(job.event_ids.size())) + " " +
+                         log::field("first_event", job.event_ids.front()) + " " +
+                         log::field("attempt", job.attempts) + " " + (job.full_sync ? "full=1 " : "");
+    try {
+      if (auto* ok = std::get_if<db::sync_outcome>(&result)) {
+        bool mine = co_await db_.run([&job, ok, this](pqxx::connection& c) {
+          return db::complete_job(c, job, owner_, *ok);
+        });
+        log::info("sync " + common + log::field("items", static_cast<long long>(ok->items.size())) + " " +
+                  log::field("pages", ok->pages) + " " + log::field("duration_ms", static_cast<long long>(ms.count())) +
+                  " " + (mine ? "outcome=ok" : "outcome=lost-lease"));
+      } else {
+        auto& failure = std::get<sync_failure>(result);
+        std::optional<std::chrono::system_clock::time_point> retry_at;
+        if (failure.kind == failure_kind::transient)
+          retry_at = std::chrono::system_clock::now() + retry_delay(job.attempts, cfg_.sync.retry_base,
+                                                                    cfg_.sync.retry_cap, failure.retry_after, rng_);
+        bool final = co_await db_.run([&, this](pqxx::connection& c) {
+          return db::fail_job(c, job, owner_, failure.reason, retry_at, cfg_.sync.max_attempts);
+        });
+        auto line = "sync " + common + log::field("duration_ms", static_cast<long long>(ms.count())) + " " +
+                    (final ? "outcome=failed " : "outcome=retry ") + log::field("reason", failure.reason);
+        if (final) log::warning(line); else log::info(line);
+      }
+    } catch (const std::exception& e) {
+      // The database went away mid-write: the lease brings the events back; nothing is lost.
+      log::error("sync " + common + "outcome=unrecorded " + log::field("error", e.what()));
+    }
+  }
+
+  asio::awaitable<void> finish_in_flight() {
+    const auto deadline = std::chrono::steady_clock::now() + cfg_.sync.shutdown_timeout;
+    asio::steady_timer t(io_);
+    while (in_flight_ > 0 && std::chrono::steady_clock::now() < deadline) {
+      t.expires_after(50ms);
+      co_await t.async_wait(asio::as_tuple(asio::use_awaitable));
+    }
+    if (in_flight_ > 0)
+      log::warning("stopping with " + std::to_string(in_flight_) +
+                   " syncs unfinished: their events return to the queue when the lease runs out");
+  }
+
+  const config::config& cfg_;
+  const run_options& opts_;
+  asio::io_context& io_;
+  db::db_pool& db_;
+  store_gateway& gateway_;
+  entra_token_cache& tokens_;
+  std::string owner_;
+  asio::steady_timer wake_timer_;
+  std::mt19937_64 rng_;
+  int in_flight_ = 0;
+  int claim_failures_ = 0;
+  bool wake_requested_ = false;
+  bool stopping_ = false;
+  bool fatal_ = false;
+};
+
+}  // namespace
+
+int run_daemon(const config::config& cfg, const run_options& opts) {
+  // Fatal setup problems are found before any work starts.
+  std::string secret;
+  try {
+    secret = config::read_secret_file(cfg.entra.client_secret_file, "entra.client_secret_file");
+  } catch (const std::exception& e) {
+    log::error(e.what());
+    return 1;
+  }
+  try {
+    auto c = db::open_connection(cfg.database.url, cfg.database.statement_timeout);
+    const int have = db::current_schema_version(*c);
+    const int want = db::latest_schema_version();
+    if (have < want) {
+      log::error("the database schema is at version " + std::to_string(have) + ", this daemon needs " +
+                 std::to_string(want) + ": run `entitlement-syncd migrate` first");
+      return 1;
+    }
+  } catch (const std::exception& e) {
+    log::error(std::string("cannot use the database: ") + e.what());
+    return 1;
+  }
+
+  asio::io_context io(1);
+  std::unique_ptr<asio::ssl::context> tls;
+  try {
+    tls = std::make_unique<asio::ssl::context>(net::make_client_tls_context(cfg.store.ca_file));
+  } catch (const std::exception& e) {
+    log::error(std::string("TLS setup failed: ") + e.what());
+    return 1;
+  }
+  net::client_options copts;
+  copts.connect_timeout = cfg.store.connect_timeout;
+  copts.request_timeout = cfg.store.request_timeout;
+  copts.max_connections_per_host = static_cast<std::size_t>(cfg.store.max_connections_per_host);
+  copts.max_idle_per_host = copts.max_connections_per_host;
+  copts.user_agent = std::string("entitlement-syncd/") + ESD_VERSION_STRING;
+  net::https_client client(io.get_executor(), *tls, copts);
+  store_gateway gateway(client, cfg);
+  entra_token_cache tokens(gateway, std::move(secret));
+  db::db_pool db(cfg.database.url, cfg.database.pool_size, cfg.database.statement_timeout);
+
+  daemon d(cfg, opts, io, db, gateway, tokens);
+  db::notification_listener listener(cfg.database.url, [&io, &d] { asio::post(io, [&d] { d.wake(); }); });
+
+  asio::signal_set signals(io, SIGINT, SIGTERM);
+  signals.async_wait([&d](const boost::system::error_code& ec, int sig) {
+    if (!ec) d.request_stop(sig == SIGTERM ? "SIGTERM" : "SIGINT");
+  });
+
+  log::info("started " + log::field("owner", d.owner()) + " " + log::field("concurrency", cfg.sync.concurrency) +
+            (opts.drain ? " mode=drain" : " mode=run"));
+  int status = 1;
+  asio::co_spawn(io, d.dispatch(), [&](std::exception_ptr e, int s) {
+    status = s;
+    if (e) {
+      status = 1;
+      try {
+        std::rethrow_exception(e);
+      } catch (const std::exception& ex) {
+        log::error(std::string("fatal: ") + ex.what());
+      }
+    }
+    signals.cancel();
+    client.close_idle();
+  });
+  io.run();
+  log::info("stopped " + log::field("status", status));
+  return status;
+}
+
+}  // namespace esd::sync

@@ -1,0 +1,58 @@
+// Entra ID access tokens for the Store's B2B APIs (client credentials): fetched once, cached per
+// (tenant, client, audience), renewed ahead of expiry, and single-flight: however many syncs ask at
+// once, one request goes to Entra and the rest wait for its answer.
+#pragma once
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "sync/store_gateway.hpp"
+
+namespace esd::sync {
+
+struct token_answer {
+  std::optional<std::string> access_token;
+  std::string error;  // why none could be had, in words; never the secret
+};
+
+class entra_token_cache {
+ public:
+  entra_token_cache(store_gateway& gateway, std::string client_secret);
+
+  boost::asio::awaitable<token_answer> get(const std::string& audience);
+
+  // Forget a token the Store refused, so the next get() fetches a fresh one.
+  void invalidate(const std::string& audience, const std::string& token);
+
+  // A new secret (reload); cached tokens stay valid until they expire.
+  void set_client_secret(std::string secret) { secret_ = std::move(secret); }
+
+  std::uint64_t fetches() const { return fetches_; }
+
+ private:
+  struct entry {
+    std::optional<std::string> token;
+    std::chrono::steady_clock::time_point expires{};
+    bool fetching = false;
+    std::uint64_t generation = 0;         // bumped at the end of every fetch
+    std::uint64_t failed_generation = 0;  // generation of the last failed fetch
+    std::string last_error;
+    std::shared_ptr<boost::asio::steady_timer> done;  // cancelled when a fetch ends
+  };
+
+  boost::asio::awaitable<token_answer> fetch(const std::string& audience, entry& e);
+
+  store_gateway& gateway_;
+  std::string secret_;
+  std::map<std::string, entry> entries_;  // std::map: references stay valid across inserts
+  std::uint64_t fetches_ = 0;
+};
+
+}  // namespace esd::sync

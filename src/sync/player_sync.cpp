@@ -1,0 +1,140 @@
+#include "sync/player_sync.hpp"
+
+#include <chrono>
+#include <unordered_map>
+
+#include "store/collections.hpp"
+#include "store/store_error.hpp"
+
+namespace esd::sync {
+
+namespace asio = boost::asio;
+
+namespace {
+
+std::int64_t now_micros() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string utc(store::store_time t) { return store::to_pg_timestamptz(t).substr(0, 19) + " UTC"; }
+
+sync_failure permanent(std::string reason) { return {failure_kind::permanent, std::move(reason), std::nullopt}; }
+sync_failure transient(std::string reason, std::optional<std::chrono::seconds> after = std::nullopt) {
+  return {failure_kind::transient, std::move(reason), after};
+}
+
+// What a non-200 answer from the collections API means for this player.
+sync_failure classify_store_answer(const net::http_response& resp) {
+  const auto err = store::parse_store_error_body(resp.body);
+  const std::string detail =
+      (err.inner_code.empty() ? err.code : err.inner_code) + (err.message.empty() ? "" : ": " + err.message);
+  if (resp.status == 429) {
+    std::optional<std::chrono::seconds> after;
+    if (auto it = resp.headers.find("retry-after"); it != resp.headers.end())
+      after = parse_retry_after(it->second, std::chrono::system_clock::now());
+    return transient("the Store is throttling requests for this player (HTTP 429)", after);
+  }
+  if (resp.status == 401 && err.inner_code == "AuthenticationTokenInvalid")
+    return permanent(
+        "the Store rejected the collections key (AuthenticationTokenInvalid): the key has expired or was not "
+        "issued for this app; the game client must request a new key and upload it");
+  if (resp.status == 400)
+    return permanent("the Store refused the collections query (HTTP 400 " + detail + ")");
+  if (resp.status >= 500)
+    return transient("the Store collections API failed (HTTP " + std::to_string(resp.status) + ")");
+  return transient("the Store collections API answered HTTP " + std::to_string(resp.status) +
+                   (detail.empty() ? "" : " (" + detail + ")"));
+}
+
+}  // namespace
+
+std::optional<store::store_time> modified_after_for(const db::sync_job& job, std::chrono::seconds overlap) {
+  if (job.full_sync || !job.watermark || job.watermark->is_infinity()) return std::nullopt;
+  return store::store_time{job.watermark->micros -
+                           std::chrono::duration_cast<std::chrono::microseconds>(overlap).count()};
+}
+
+asio::awaitable<player_sync_result> sync_player(const db::sync_job& job, store_gateway& gateway,
+                                                entra_token_cache& tokens) {
+  const auto& cfg = gateway.cfg();
+  if (!job.key_problems.empty()) {
+    std::string reason = job.key_problems.front();
+    for (std::size_t i = 1; i < job.key_problems.size(); ++i) reason += "; " + job.key_problems[i];
+    co_return permanent(std::move(reason));
+  }
+  if (!job.collections_key)
+    co_return permanent(
+        "no collections key is stored for this player: the game backend must insert the player's "
+        "UserCollectionsId into entitlement_sync.key_uploads");
+  if (job.collections_key_expires_at && job.collections_key_expires_at->micros <= now_micros())
+    co_return permanent("the collections key expired at " + utc(*job.collections_key_expires_at) +
+                        "; the game client must request a new key from the Store and upload it");
+
+  store::collections_query_v6 query;
+  query.collections_key = *job.collections_key;
+  query.modified_after = modified_after_for(job, cfg.sync.watermark_overlap);
+  query.product_types = cfg.store.product_types;
+  query.max_page_size = cfg.store.max_page_size;
+
+  const std::string url = cfg.store.collections_url + "/v6.0/collections/query";
+  std::unordered_map<std::string, std::size_t> index;  // item id -> position in items
+  db::sync_outcome outcome;
+  bool token_refreshed = false;
+
+  while (true) {
+    if (outcome.pages >= cfg.store.max_pages)
+      co_return permanent("the collection has more than " + std::to_string(cfg.store.max_pages) +
+                          " pages ([store] max_pages); raise it if this player really owns that much");
+    auto token = co_await tokens.get(cfg.entra.audience);
+    if (!token.access_token) co_return transient(token.error);
+
+    net::http_request req;
+    req.method = "POST";
+    req.url = url;
+    req.headers.emplace_back("Authorization", "Bearer " + *token.access_token);
+    req.headers.emplace_back("Content-Type", "application/json");
+    req.headers.emplace_back("Accept", "application/json");
+    req.body = store::build_collections_query_v6(query);
+    auto [ec, resp] = co_await gateway.send(std::move(req));
+    if (ec) co_return transient("the Store collections API could not be reached: " + ec.message());
+
+    if (resp.status == 401 && !token_refreshed &&
+        store::parse_store_error_body(resp.body).inner_code != "AuthenticationTokenInvalid") {
+      // Our service token, not the player's key, was refused: fetch a new one and ask again once.
+      tokens.invalidate(cfg.entra.audience, *token.access_token);
+      token_refreshed = true;
+      continue;
+    }
+    if (resp.status != 200) co_return classify_store_answer(resp);
+
+    auto parsed = store::parse_collections_response(resp.body);
+    if (!parsed)
+      co_return transient("the Store's collections answer made no sense (page " +
+                          std::to_string(outcome.pages + 1) + "): " + parsed.error);
+    ++outcome.pages;
+    for (auto& item : parsed.page->items) {
+      if (!outcome.max_modified || item.modified_date > *outcome.max_modified)
+        outcome.max_modified = item.modified_date;
+      auto [it, fresh] = index.emplace(item.item_id, outcome.items.size());
+      if (fresh) {
+        outcome.items.push_back(std::move(item));
+      } else if (item.modified_date >= outcome.items[it->second].modified_date) {
+        outcome.items[it->second] = std::move(item);  // repeated across pages: the newest wins
+      }
+    }
+    auto next = std::move(parsed.page->continuation_token);
+    if (!next) break;
+    if (query.continuation_token && *query.continuation_token == *next)
+      co_return transient("the Store returned the same continuation token twice");
+    query.continuation_token = std::move(next);
+  }
+  // A watermark in the future would hide items modified before it: never trust one beyond our clock.
+  if (outcome.max_modified && !outcome.max_modified->is_infinity() &&
+      outcome.max_modified->micros > now_micros())
+    outcome.max_modified = store::store_time{now_micros()};
+  co_return outcome;
+}
+
+}  // namespace esd::sync

@@ -1,0 +1,33 @@
+// What to do when a sync fails: which failures are worth retrying, and when.
+#pragma once
+
+#include <chrono>
+#include <optional>
+#include <random>
+#include <string>
+#include <string_view>
+
+namespace esd::sync {
+
+enum class failure_kind {
+  transient,  // connect errors, timeouts, 5xx, 429, malformed answers: retry with backoff
+  permanent,  // a dead or malformed key, a 400: retrying cannot help
+};
+
+struct sync_failure {
+  failure_kind kind = failure_kind::transient;
+  std::string reason;  // for user_status.last_error: plain words, never a key or token
+  std::optional<std::chrono::seconds> retry_after;  // the Store's Retry-After, when it sent one
+};
+
+// Exponential backoff with a cap and jitter: attempt 1 waits about base, each next one twice as long,
+// never more than cap; the actual wait is drawn from [d/2, d] so retries of many players spread out.
+// A Retry-After from the Store is a floor: we never come back sooner.
+std::chrono::milliseconds retry_delay(int attempt, std::chrono::seconds base, std::chrono::seconds cap,
+                                      std::optional<std::chrono::seconds> retry_after, std::mt19937_64& rng);
+
+// Parses a Retry-After header: delta-seconds or an HTTP-date. nullopt when absent or malformed.
+std::optional<std::chrono::seconds> parse_retry_after(std::string_view value,
+                                                      std::chrono::system_clock::time_point now);
+
+}  // namespace esd::sync

@@ -1,0 +1,37 @@
+// The only way out to the network. Every request goes to a host named in the configuration (the Store
+// URLs and the Entra token URL) or nowhere: the service token must never reach any other host, whatever
+// a key's refreshUri claim says.
+#pragma once
+
+#include <boost/asio/awaitable.hpp>
+
+#include <set>
+#include <string>
+#include <utility>
+
+#include "config/config.hpp"
+#include "net/https_client.hpp"
+
+namespace esd::sync {
+
+class store_gateway {
+ public:
+  store_gateway(net::https_client& client, const config::config& cfg);
+
+  // True when url is https and its host and port belong to a configured endpoint.
+  bool allowed(const std::string& url) const;
+
+  // Sends through the pooled client; a URL outside the allowed endpoints fails with
+  // boost::asio::error::access_denied and nothing is sent.
+  boost::asio::awaitable<std::pair<boost::system::error_code, net::http_response>> send(net::http_request r);
+
+  const config::config& cfg() const { return cfg_; }
+  net::https_client& client() { return client_; }
+
+ private:
+  net::https_client& client_;
+  const config::config& cfg_;
+  std::set<std::pair<std::string, std::uint16_t>> endpoints_;
+};
+
+}  // namespace esd::sync
