@@ -65,9 +65,10 @@ class daemon {
       std::size_t claimed = 0;
       if (free > 0) {
         try {
-          auto jobs = co_await db_.run([o = db::claim_options{free, owner_, claim_lease()}](pqxx::connection& c) {
-            return db::claim_jobs(c, o);
-          });
+          // Named, not a temporary inside co_await: GCC 12 destroys such temporaries twice.
+          const db::claim_options options{free, owner_, claim_lease()};
+          auto claim = [&options](pqxx::connection& c) { return db::claim_jobs(c, options); };
+          auto jobs = co_await db_.run(claim);
           claimed = jobs.size();
           for (auto& job : jobs) start(std::move(job));
           claim_failures_ = 0;
@@ -87,7 +88,8 @@ class daemon {
         // Nothing running and nothing ready: finish unless a retry falls due within the grace period.
         std::optional<double> next;
         try {
-          next = co_await db_.run([](pqxx::connection& c) { return db::seconds_until_next_due(c); });
+          auto next_due = [](pqxx::connection& c) { return db::seconds_until_next_due(c); };
+          next = co_await db_.run(next_due);
         } catch (const std::exception& e) {
           log::error(std::string("queue: reading the next due time failed: ") + e.what());
           fatal_ = true;
@@ -140,9 +142,8 @@ class daemon {
                          log::field("attempt", job.attempts) + " " + (job.full_sync ? "full=1 " : "");
     try {
       if (auto* ok = std::get_if<db::sync_outcome>(&result)) {
-        bool mine = co_await db_.run([&job, ok, this](pqxx::connection& c) {
-          return db::complete_job(c, job, owner_, *ok);
-        });
+        auto complete = [&job, ok, this](pqxx::connection& c) { return db::complete_job(c, job, owner_, *ok); };
+        bool mine = co_await db_.run(complete);
         log::info("sync " + common + log::field("items", static_cast<long long>(ok->items.size())) + " " +
                   log::field("pages", ok->pages) + " " + log::field("duration_ms", static_cast<long long>(ms.count())) +
                   " " + (mine ? "outcome=ok" : "outcome=lost-lease"));
@@ -152,9 +153,10 @@ class daemon {
         if (failure.kind == failure_kind::transient)
           retry_at = std::chrono::system_clock::now() + retry_delay(job.attempts, cfg_.sync.retry_base,
                                                                     cfg_.sync.retry_cap, failure.retry_after, rng_);
-        bool final = co_await db_.run([&, this](pqxx::connection& c) {
+        auto fail = [&, this](pqxx::connection& c) {
           return db::fail_job(c, job, owner_, failure.reason, retry_at, cfg_.sync.max_attempts);
-        });
+        };
+        bool final = co_await db_.run(fail);
         auto line = "sync " + common + log::field("duration_ms", static_cast<long long>(ms.count())) + " " +
                     (final ? "outcome=failed " : "outcome=retry ") + log::field("reason", failure.reason);
         if (final) log::warning(line); else log::info(line);

@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# The demo: installs what is missing, builds, starts a throwaway PostgreSQL and the Store emulator with
+# demo players, runs entitlement-syncd against them, uploads the players' keys the way a game backend
+# would, and shows the synced entitlements. Interactive: keeps everything running until Ctrl-C so you
+# can explore with psql. Non-interactive (or DEMO_EXIT=1): stops after showing the tables.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+./scripts/install-deps.sh
+./scripts/build.sh build
+
+players=${DEMO_PLAYERS:-5}
+items=${DEMO_ITEMS:-20}
+work=$(mktemp -d /tmp/entitlement-syncd-demo.XXXXXX)
+chmod 0777 "$work"
+pgbin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n1)
+as_pg() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  as_pg "$pgbin/pg_ctl" -D "$work/pg" -m fast -w stop >/dev/null 2>&1 || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+echo "== PostgreSQL (throwaway, socket in $work)"
+as_pg "$pgbin/initdb" -D "$work/pg" -A trust -U postgres --nosync -E UTF8 --locale=C >/dev/null
+as_pg "$pgbin/pg_ctl" -D "$work/pg" -l "$work/pg.log" -w \
+  -o "-k $work -c listen_addresses='' -p 5432 -c fsync=off" start >/dev/null
+as_pg "$pgbin/createdb" -h "$work" -p 5432 -U postgres entitlements
+db_url="postgresql:///entitlements?host=$work&port=5432&user=postgres"
+psql_cmd=(psql -h "$work" -p 5432 -U postgres -d entitlements)
+
+echo "== Store emulator ($players players, $items items each)"
+printf 'demo-client-secret\n' > "$work/client_secret"
+build/entitlement-store-emulator --listen 127.0.0.1:0 --ready-file "$work/emulator.url" \
+  --cert-out "$work/emulator-ca.pem" --client-secret-file "$work/client_secret" \
+  --generate-players "$players" --items-per-player "$items" --player-prefix demo-player- \
+  --keys-out "$work/keys.csv" > "$work/emulator.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 1 300); do [ -s "$work/emulator.url" ] && break; sleep 0.05; done
+emu=$(cat "$work/emulator.url")
+echo "   listening at $emu (certificate: $work/emulator-ca.pem)"
+
+cat > "$work/entitlement-syncd.conf" <<CONF
+[database]
+url = $db_url
+
+[entra]
+tenant_id = 00000000-0000-0000-0000-000000000000
+client_id = 11111111-1111-1111-1111-111111111111
+client_secret_file = $work/client_secret
+token_url = $emu/00000000-0000-0000-0000-000000000000/oauth2/v2.0/token
+
+[store]
+collections_url = $emu
+purchase_url = $emu
+ca_file = $work/emulator-ca.pem
+CONF
+
+echo "== entitlement-syncd migrate"
+build/entitlement-syncd --config "$work/entitlement-syncd.conf" migrate
+echo "== entitlement-syncd run (log: $work/daemon.log)"
+build/entitlement-syncd --config "$work/entitlement-syncd.conf" run > "$work/daemon.log" 2>&1 &
+pids+=($!)
+daemon_pid=$!
+
+echo "== the game backend uploads each player's key"
+tail -n +2 "$work/keys.csv" | while IFS=, read -r user ckey pkey; do
+  "${psql_cmd[@]}" -q -v ON_ERROR_STOP=1 -v u="$user" -v c="$ckey" -v p="$pkey" \
+    -c "INSERT INTO entitlement_sync.key_uploads (user_id, collections_key, purchase_key) VALUES (:'u', :'c', :'p')"
+done
+for _ in $(seq 1 200); do
+  left=$("${psql_cmd[@]}" -tAq -c "SELECT count(*) FROM entitlement_sync.key_uploads WHERE state IN ('pending','running')")
+  [ "$left" = "0" ] && break
+  sleep 0.05
+done
+kill -0 "$daemon_pid" 2>/dev/null || { echo "the daemon stopped:"; cat "$work/daemon.log"; exit 1; }
+
+echo
+echo "== SELECT ... FROM entitlement_sync.entitlements (first 12 rows)"
+"${psql_cmd[@]}" -c "SELECT user_id, item_id, product_id, product_type, status, end_date, modified_date
+                     FROM entitlement_sync.entitlements ORDER BY user_id, item_id LIMIT 12"
+echo "== SELECT * FROM entitlement_sync.user_status"
+"${psql_cmd[@]}" -c "SELECT user_id, last_synced_at, last_error, collections_key_expires_at, pending, items
+                     FROM entitlement_sync.user_status ORDER BY user_id"
+echo "== daemon log"
+cat "$work/daemon.log"
+
+if [ -t 0 ] && [ "${DEMO_EXIT:-0}" != 1 ]; then
+  echo
+  echo "Everything keeps running. Explore in another terminal:"
+  echo "  ${psql_cmd[*]}"
+  echo "  e.g.  SELECT entitlement_sync.request_resync('demo-player-1', true);"
+  echo "Press Ctrl-C to stop and remove the demo."
+  wait "$daemon_pid" || true
+fi

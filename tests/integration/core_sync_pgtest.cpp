@@ -1,0 +1,201 @@
+// The core path, end to end: key upload -> claim -> Entra token -> collections pages -> entitlements,
+// through a real PostgreSQL, the emulator over verified TLS, and the real daemon binary.
+#define BOOST_TEST_MODULE core_sync
+#include <boost/json.hpp>
+#include <boost/test/unit_test.hpp>
+
+#include <signal.h>
+
+#include <thread>
+
+#include "harness/harness.hpp"
+
+using namespace esd::test;
+using namespace std::chrono_literals;
+
+namespace {
+
+// One environment for the whole file; every test uses its own players.
+// watermark_overlap = 0 makes "fetches only what changed" exact; the overlap has its own test.
+struct shared_env {
+  shared_env() : env({}, "[sync]\nwatermark_overlap = 0s\nretry_base = 1s\n") { instance = &env; }
+  environment env;
+  static environment* instance;
+};
+environment* shared_env::instance = nullptr;
+BOOST_TEST_GLOBAL_FIXTURE(shared_env);
+
+environment& E() { return *shared_env::instance; }
+
+boost::json::value stats() { return boost::json::parse(E().emu.control("GET", "/_emulator/stats")); }
+
+long long user_stat(const std::string& map, const std::string& user) {
+  auto v = stats();
+  auto* m = v.as_object().if_contains(map);
+  if (!m || !m->is_object()) return 0;
+  auto* p = m->as_object().if_contains(user);
+  return p && p->is_number() ? p->to_number<long long>() : 0;
+}
+
+std::optional<std::string> last_modified_after(const std::string& user) {
+  auto v = stats();
+  auto* m = v.as_object().if_contains("lastModifiedAfter");
+  if (!m || !m->is_object()) return std::nullopt;
+  auto* p = m->as_object().if_contains(user);
+  if (!p || p->is_null()) return std::nullopt;
+  return std::string(p->as_string());
+}
+
+long long count(const std::string& sql) { return query_count(E().pg.url(), sql); }
+std::optional<std::string> value(const std::string& sql) { return query_value(E().pg.url(), sql); }
+
+void drain_ok() {
+  auto r = E().drain();
+  BOOST_TEST_REQUIRE(r.exit_code == 0, "drain failed: " << r.output);
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(first_sync_of_250_items_takes_three_pages_and_is_exact) {
+  const std::string user = "first-sync-player";
+  E().emu.put_items(user, emulator_instance::make_items("fs", 250));
+  auto key = E().emu.mint_key(user);
+  E().upload(user, key);
+  drain_ok();
+
+  BOOST_TEST(count("SELECT count(*) FROM entitlement_sync.entitlements WHERE user_id = '" + user + "'") == 250);
+  BOOST_TEST(user_stat("queriesByUser", user) == 3);  // 100 + 100 + 50
+  // 7-digit fractions truncated to the microsecond; the "no end" date is infinity.
+  BOOST_TEST(*value("SELECT acquired_date::text FROM entitlement_sync.entitlements WHERE user_id = '" + user +
+                    "' AND item_id = 'fs-1'") == "2024-02-02 10:01:07.123456+00");
+  BOOST_TEST(*value("SELECT end_date::text FROM entitlement_sync.entitlements WHERE user_id = '" + user +
+                    "' AND item_id = 'fs-1'") == "infinity");
+  BOOST_TEST(*value("SELECT product_id || '/' || sku_id || '/' || product_type || '/' || status || '/' || "
+                    "quantity || '/' || transaction_id FROM entitlement_sync.entitlements WHERE user_id = '" +
+                    user + "' AND item_id = 'fs-3'") == "9P100003/0010/Game/Active/1/tx-fs-3");
+  // The watermark is the highest modifiedDate, and user_status tells support all is well.
+  BOOST_TEST(count("SELECT count(*) FROM entitlement_sync.users u WHERE user_id = '" + user +
+                   "' AND watermark = (SELECT max(modified_date) FROM entitlement_sync.entitlements e "
+                   "WHERE e.user_id = u.user_id)") == 1);
+  BOOST_TEST(count("SELECT count(*) FROM entitlement_sync.user_status WHERE user_id = '" + user +
+                   "' AND last_synced_at IS NOT NULL AND last_error IS NULL AND pending = 0 "
+                   "AND collections_key_expires_at > now() + interval '29 days'") == 1);
+  // The queue row no longer holds the key once claimed.
+  BOOST_TEST(count("SELECT count(*) FROM entitlement_sync.key_uploads WHERE user_id = '" + user +
+                   "' AND (collections_key IS NOT NULL OR state <> 'done')") == 0);
+}
+
+BOOST_AUTO_TEST_CASE(incremental_sync_fetches_only_what_changed_and_revocations_update_rows) {
+  const std::string user = "incremental-player";
+  E().emu.put_items(user, emulator_instance::make_items("inc", 30));
+  E().upload(user, E().emu.mint_key(user));
+  drain_ok();
+  BOOST_TEST(count("SELECT count(*) FROM entitlement_sync.entitlements WHERE user_id = '" + user + "'") == 30);
+  const auto watermark = value("SELECT watermark::text FROM entitlement_sync.users WHERE user_id = '" + user + "'");
+  BOOST_TEST_REQUIRE(watermark.has_value());
+
+  std::this_thread::sleep_for(20ms);  // the Store's clock must move past the watermark
+  E().emu.control("POST", "/_emulator/players/" + user + "/items/inc-7", R"({"status":"Revoked"})");
+  E().emu.put_items(user, emulator_instance::make_items("inc-new", 2));
+  const auto served_before = E().emu.stat("itemsServed");
+  E().exec_sql_resync(user);
+  drain_ok();
+
+  BOOST_TEST(E().emu.stat("itemsServed") - served_before == 3);  // one revoked + two new, nothing else
+  BOOST_TEST(last_modified_after(user).has_value());
+  BOOST_TEST(count("SELECT count(*) FROM entitlement_sync.entitlements WHERE user_id = '" + user + "'") == 32);
+  BOOST_TEST(*value("SELECT status FROM entitlement_sync.entitlements WHERE user_id = '" + user +
+                    "' AND item_id = 'inc-7'") == "Revoked");
+  BOOST_TEST(count("SELECT count(*) FROM entitlement_sync.users WHERE user_id = '" + user + "' AND watermark > '" +
+                   *watermark + "'") == 1);
+}
+
+BOOST_AUTO_TEST_CASE(full_resync_ignores_the_watermark) {
+  const std::string user = "full-resync-player";
+  E().emu.put_items(user, emulator_instance::make_items("full", 12));
+  E().upload(user, E().emu.mint_key(user));
+  drain_ok();
+  // Someone damaged a row; a full resync repairs it from the Store.
+  exec_sql(E().pg.url(), "UPDATE entitlement_sync.entitlements SET status = 'Banned' WHERE user_id = '" + user +
+                             "' AND item_id = 'full-0'");
+  const auto served_before = E().emu.stat("itemsServed");
+  exec_sql(E().pg.url(), "SELECT entitlement_sync.request_resync('" + user + "', true)");
+  drain_ok();
+  BOOST_TEST(E().emu.stat("itemsServed") - served_before == 12);
+  BOOST_TEST(!last_modified_after(user).has_value());
+  BOOST_TEST(*value("SELECT status FROM entitlement_sync.entitlements WHERE user_id = '" + user +
+                    "' AND item_id = 'full-0'") == "Active");
+}
+
+BOOST_AUTO_TEST_CASE(malformed_key_is_recorded_and_other_players_still_sync) {
+  E().emu.put_items("good-player-1", emulator_instance::make_items("g1", 5));
+  E().emu.put_items("good-player-2", emulator_instance::make_items("g2", 5));
+  E().upload("good-player-1", E().emu.mint_key("good-player-1"));
+  E().upload("bad-key-player", std::string("this-is-not-a-jwt"));
+  E().upload("wrong-kind-player", E().emu.mint_key("wrong-kind-player", "purchase"));
+  E().upload("good-player-2", E().emu.mint_key("good-player-2"));
+  auto r = E().drain();
+  BOOST_TEST(r.exit_code == 0, r.output);
+
+  BOOST_TEST(count("SELECT count(*) FROM entitlement_sync.entitlements WHERE user_id LIKE 'good-player-%'") == 10);
+  auto bad = value("SELECT last_error FROM entitlement_sync.user_status WHERE user_id = 'bad-key-player'");
+  BOOST_TEST_REQUIRE(bad.has_value());
+  BOOST_TEST(bad->find("not a valid Microsoft Store ID key") != std::string::npos, *bad);
+  auto wrong = value("SELECT last_error FROM entitlement_sync.user_status WHERE user_id = 'wrong-kind-player'");
+  BOOST_TEST_REQUIRE(wrong.has_value());
+  BOOST_TEST(wrong->find("is a purchase key") != std::string::npos, *wrong);
+  BOOST_TEST(count("SELECT count(*) FROM entitlement_sync.key_uploads WHERE user_id = 'bad-key-player' "
+                   "AND state = 'failed' AND last_error IS NOT NULL") == 1);
+  // A key must never reach the log.
+  BOOST_TEST(r.output.find("this-is-not-a-jwt") == std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(an_expired_key_is_not_sent_and_says_so) {
+  const std::string user = "expired-key-player";
+  const long long now = std::chrono::duration_cast<std::chrono::seconds>(
+                            std::chrono::system_clock::now().time_since_epoch()).count();
+  const auto queries_before = user_stat("queriesByUser", user);
+  E().upload(user, E().emu.mint_key(user, "collections", now - 40 * 86400, now - 10 * 86400));
+  drain_ok();
+  auto err = value("SELECT last_error FROM entitlement_sync.user_status WHERE user_id = '" + user + "'");
+  BOOST_TEST_REQUIRE(err.has_value());
+  BOOST_TEST(err->find("expired") != std::string::npos, *err);
+  BOOST_TEST(user_stat("queriesByUser", user) == queries_before);
+}
+
+BOOST_AUTO_TEST_CASE(an_upload_wakes_a_running_daemon_without_polling) {
+  // poll_interval is an hour: only the NOTIFY can wake it in time.
+  temp_dir dir("esd-wake");
+  auto cfg = write_daemon_config(dir.path(), E().pg.url(), E().emu, "[sync]\npoll_interval = 3600s\n");
+  background_process daemon({daemon_paths::daemon_bin(), "--config", cfg.string(), "run"},
+                            dir.path() / "daemon.log");
+  std::this_thread::sleep_for(500ms);  // let it reach its idle wait
+  const std::string user = "wake-player";
+  E().emu.put_items(user, emulator_instance::make_items("wake", 3));
+  const auto key = E().emu.mint_key(user);
+  E().upload(user, key);
+  const auto deadline = std::chrono::steady_clock::now() + 20s;
+  while (count("SELECT count(*) FROM entitlement_sync.entitlements WHERE user_id = '" + user + "'") < 3 &&
+         std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(10ms);
+  BOOST_TEST(count("SELECT count(*) FROM entitlement_sync.entitlements WHERE user_id = '" + user + "'") == 3);
+  daemon.signal(SIGTERM);
+  auto status = daemon.wait(30s);
+  BOOST_TEST_REQUIRE(status.has_value());
+  BOOST_TEST(*status == 0);
+  const auto log = daemon.log();
+  BOOST_TEST(log.find(key) == std::string::npos);
+  BOOST_TEST(log.find("test-client-secret") == std::string::npos);
+  BOOST_TEST(log.find("user=wake-player") != std::string::npos, log);
+}
+
+BOOST_AUTO_TEST_CASE(request_resync_of_an_unknown_user_is_an_error) {
+  BOOST_CHECK_THROW(exec_sql(E().pg.url(), "SELECT entitlement_sync.request_resync('nobody-at-all')"),
+                    pqxx::sql_error);
+}
+
+BOOST_AUTO_TEST_CASE(migrate_is_idempotent) {
+  auto r = run_daemon(E().config, {"migrate"});
+  BOOST_TEST(r.exit_code == 0, r.output);
+  BOOST_TEST(count("SELECT count(*) FROM entitlement_sync.schema_migrations") >= 1);
+}

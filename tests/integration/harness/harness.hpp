@@ -1,0 +1,136 @@
+// Integration-test harness: a throwaway PostgreSQL, the Store emulator over verified TLS, and the real
+// entitlement-syncd binary, each a child process, as a user would run them.
+#pragma once
+
+#include <pqxx/pqxx>
+
+#include <chrono>
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace esd::test {
+
+namespace fs = std::filesystem;
+
+// A temporary directory, removed at destruction. Readable by the postgres user when we run as root.
+class temp_dir {
+ public:
+  explicit temp_dir(const std::string& prefix);
+  ~temp_dir();
+  const fs::path& path() const { return path_; }
+
+ private:
+  fs::path path_;
+};
+
+struct process_result {
+  int exit_code = -1;  // -signal when killed by a signal
+  std::string output;  // stdout and stderr together
+};
+
+// Runs argv to completion (bounded by timeout; killed after it) and returns its status and output.
+process_result run_process(const std::vector<std::string>& argv, std::chrono::seconds timeout,
+                           const std::map<std::string, std::string>& env = {});
+
+// A child process running in the background with output to a log file.
+class background_process {
+ public:
+  background_process(std::vector<std::string> argv, fs::path log_file,
+                     const std::map<std::string, std::string>& env = {});
+  ~background_process();  // SIGKILL if still running
+  background_process(const background_process&) = delete;
+  background_process& operator=(const background_process&) = delete;
+
+  int pid() const { return pid_; }
+  void signal(int sig);
+  // Waits for exit; returns the exit code (-signal if killed), or nullopt on timeout.
+  std::optional<int> wait(std::chrono::milliseconds timeout);
+  bool running();
+  std::string log() const;
+
+ private:
+  int pid_ = -1;
+  std::optional<int> status_;
+  fs::path log_file_;
+};
+
+class postgres_instance {
+ public:
+  postgres_instance();
+  ~postgres_instance();
+  // libpq URI of the "entitlements" database.
+  const std::string& url() const { return url_; }
+  void stop();
+  void start();
+
+ private:
+  temp_dir dir_;
+  fs::path bin_;
+  std::string url_;
+  bool running_ = false;
+};
+
+class emulator_instance {
+ public:
+  explicit emulator_instance(std::vector<std::string> extra_args = {});
+  const std::string& base_url() const { return base_url_; }  // https://localhost:PORT
+  const fs::path& ca_file() const { return ca_file_; }
+  const fs::path& client_secret_file() const { return secret_file_; }
+  static constexpr const char* tenant_id = "00000000-0000-0000-0000-000000000000";
+  static constexpr const char* client_id = "11111111-1111-1111-1111-111111111111";
+  std::string log() const { return process_->log(); }
+
+  // The control API (/_emulator/...). Returns the response body; fails the test on a non-2xx status.
+  std::string control(const std::string& method, const std::string& path, const std::string& json_body = "");
+  std::string mint_key(const std::string& user_id, const std::string& kind = "collections",
+                       std::optional<long long> issued_at = std::nullopt,
+                       std::optional<long long> expires_at = std::nullopt);
+  // PUT items for a player: a JSON array text of v6 items.
+  void put_items(const std::string& user_id, const std::string& items_json_array);
+  // N generated v6 items "<prefix>-0".."<prefix>-(N-1)" as a JSON array text.
+  static std::string make_items(const std::string& prefix, int n, const std::string& status = "Active");
+  long long stat(const std::string& name);
+
+ private:
+  temp_dir dir_;
+  fs::path ca_file_, secret_file_;
+  std::string base_url_;
+  std::unique_ptr<background_process> process_;
+};
+
+// A config file for the daemon pointing at the database and the emulator.
+fs::path write_daemon_config(const fs::path& dir, const std::string& db_url, const emulator_instance& emu,
+                             const std::string& extra_ini = "");
+
+struct daemon_paths {
+  static std::string daemon_bin();
+  static std::string emulator_bin();
+};
+
+// Runs `entitlement-syncd --config CFG ARGS...` to completion.
+process_result run_daemon(const fs::path& config, const std::vector<std::string>& args,
+                          std::chrono::seconds timeout = std::chrono::seconds(120));
+
+// One value of a query, as text; nullopt for NULL. Fails the test when the query returns no row.
+std::optional<std::string> query_value(const std::string& db_url, const std::string& sql);
+long long query_count(const std::string& db_url, const std::string& sql);
+void exec_sql(const std::string& db_url, const std::string& sql);
+
+// The standard environment: a PostgreSQL with the schema migrated, an emulator, a config file.
+struct environment {
+  environment(std::vector<std::string> emulator_args = {}, const std::string& extra_ini = "");
+  temp_dir work{"esd-env"};
+  postgres_instance pg;
+  emulator_instance emu;
+  fs::path config;
+  process_result drain(std::chrono::seconds timeout = std::chrono::seconds(120));
+  void upload(const std::string& user_id, const std::optional<std::string>& collections_key,
+              const std::optional<std::string>& purchase_key = std::nullopt);
+  // SELECT entitlement_sync.request_resync(user_id) (incremental).
+  void exec_sql_resync(const std::string& user_id);
+};
+
+}  // namespace esd::test
