@@ -96,7 +96,7 @@ emulator_instance::emulator_instance(std::vector<std::string> extra_args) : dir_
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
   while (!fs::exists(ready)) {
     BOOST_TEST_REQUIRE(process_->running(), "the emulator exited: " << process_->log());
-    BOOST_TEST_REQUIRE(std::chrono::steady_clock::now() < deadline, "the emulator did not start");
+    BOOST_TEST_REQUIRE((std::chrono::steady_clock::now() < deadline), "the emulator did not start");
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   base_url_ = read_text(ready);

@@ -1,0 +1,213 @@
+// See connection_pool.hpp. The invariant kept here: for every host, `open` counts the idle connections plus
+// every slot held by a lease or granted to a waiter, and waiters exist only while no connection is idle.
+#include "net/connection_pool.hpp"
+
+#include <algorithm>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/error.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+namespace esd::net::detail {
+
+void connection::close() noexcept { beast::get_lowest_layer(stream).close(); }
+
+// ---- connection_lease ----
+
+connection_lease::connection_lease(std::shared_ptr<connection_pool> pool, host_pool* host,
+                                   std::unique_ptr<connection> conn, bool reused)
+    : pool_(std::move(pool)), host_(host), conn_(std::move(conn)), reused_(reused) {
+  pool_->track(conn_.get());
+}
+
+connection_lease::connection_lease(connection_lease&& other) noexcept
+    : pool_(std::move(other.pool_)),
+      host_(other.host_),
+      conn_(std::move(other.conn_)),
+      reused_(other.reused_) {}
+
+connection_lease& connection_lease::operator=(connection_lease&& other) noexcept {
+  if (this != &other) {
+    discard();
+    pool_ = std::move(other.pool_);
+    host_ = other.host_;
+    conn_ = std::move(other.conn_);
+    reused_ = other.reused_;
+  }
+  return *this;
+}
+
+connection_lease::~connection_lease() { discard(); }
+
+void connection_lease::replace_with_fresh() {
+  pool_->untrack(conn_.get());
+  if (conn_) conn_->close();
+  conn_ = pool_->new_connection();
+  pool_->track(conn_.get());
+  reused_ = false;
+}
+
+void connection_lease::recycle() {
+  if (!pool_) return;
+  auto pool = std::move(pool_);
+  pool->release(*host_, std::move(conn_), true);
+}
+
+void connection_lease::discard() {
+  if (!pool_) return;
+  auto pool = std::move(pool_);
+  pool->release(*host_, std::move(conn_), false);
+}
+
+// ---- connection_pool ----
+
+connection_pool::connection_pool(asio::any_io_executor ex, asio::ssl::context& tls, client_options options)
+    : executor_(std::move(ex)), tls_(&tls), options_(std::move(options)) {
+  options_.max_connections_per_host = std::max<std::size_t>(options_.max_connections_per_host, 1);
+}
+
+connection_pool::~connection_pool() = default;
+
+std::unique_ptr<connection> connection_pool::new_connection() {
+  // Callers check closed() first: after shutdown() the ssl::context may already be destroyed.
+  return std::make_unique<connection>(executor_, *tls_);
+}
+
+asio::awaitable<std::pair<boost::system::error_code, connection_lease>> connection_pool::acquire(
+    std::string host, std::uint16_t port, clock::time_point deadline) {
+  auto self = shared_from_this();
+  if (closed_)
+    co_return std::pair{asio::error::make_error_code(asio::error::operation_aborted), connection_lease{}};
+
+  host_pool& pool = hosts_[{host, port}];
+  prune_expired(pool);
+  if (!pool.idle.empty()) {
+    auto conn = std::move(pool.idle.back());
+    pool.idle.pop_back();
+    co_return std::pair{boost::system::error_code{}, connection_lease(self, &pool, std::move(conn), true)};
+  }
+  if (pool.open < options_.max_connections_per_host) {
+    ++pool.open;
+    co_return std::pair{boost::system::error_code{}, connection_lease(self, &pool, new_connection(), false)};
+  }
+
+  // At the cap: wait for release() or free_slot() to grant us a slot. The guard undoes our place in the
+  // queue, or gives back a granted slot we did not use, however this frame ends (including destruction of
+  // the frame by a dying io_context).
+  slot_waiter waiter(executor_);
+  waiter.timer.expires_at(deadline);
+  waiter.position = pool.waiters.insert(pool.waiters.end(), &waiter);
+  waiter.queued = true;
+  struct waiter_guard {
+    connection_pool& self;
+    host_pool& pool;
+    slot_waiter& w;
+    ~waiter_guard() {
+      if (w.queued) {
+        pool.waiters.erase(w.position);
+        w.queued = false;
+      }
+      if (w.granted) {
+        w.granted = false;
+        self.release(pool, std::move(w.conn), false);
+      }
+    }
+  } guard{*this, pool, waiter};
+
+  auto [ec] = co_await waiter.timer.async_wait(asio::as_tuple(asio::use_awaitable));
+  if (waiter.granted && !closed_) {
+    waiter.granted = false;
+    if (waiter.conn) {
+      co_return std::pair{boost::system::error_code{},
+                          connection_lease(self, &pool, std::move(waiter.conn), true)};
+    }
+    co_return std::pair{boost::system::error_code{}, connection_lease(self, &pool, new_connection(), false)};
+  }
+  // Not granted: the deadline passed (the timer expired normally), or shutdown() / the caller cancelled.
+  auto result = (!ec && !closed_) ? asio::error::timed_out : asio::error::operation_aborted;
+  co_return std::pair{asio::error::make_error_code(result), connection_lease{}};
+}
+
+void connection_pool::release(host_pool& host, std::unique_ptr<connection> conn, bool reusable) {
+  untrack(conn.get());
+  if (conn && reusable && !closed_) {
+    conn->idle_since = clock::now();
+    if (!host.waiters.empty()) {
+      slot_waiter* w = host.waiters.front();
+      host.waiters.pop_front();
+      w->queued = false;
+      w->granted = true;
+      w->conn = std::move(conn);
+      w->timer.cancel();
+      return;
+    }
+    if (host.idle.size() < options_.max_idle_per_host) {
+      host.idle.push_back(std::move(conn));
+      return;
+    }
+  }
+  if (conn) conn->close();
+  free_slot(host);
+}
+
+void connection_pool::free_slot(host_pool& host) {
+  if (!closed_ && !host.waiters.empty()) {
+    slot_waiter* w = host.waiters.front();
+    host.waiters.pop_front();
+    w->queued = false;
+    w->granted = true;  // the slot moves to the waiter; `open` is unchanged
+    w->timer.cancel();
+    return;
+  }
+  --host.open;
+}
+
+void connection_pool::prune_expired(host_pool& host) {
+  auto now = clock::now();
+  auto expired = [&](const std::unique_ptr<connection>& c) {
+    return now - c->idle_since >= options_.idle_timeout;
+  };
+  // Partition first, then close: free_slot() may not touch `idle` while we iterate it.
+  auto first_expired =
+      std::stable_partition(host.idle.begin(), host.idle.end(), [&](const auto& c) { return !expired(c); });
+  std::vector<std::unique_ptr<connection>> doomed(std::make_move_iterator(first_expired),
+                                                  std::make_move_iterator(host.idle.end()));
+  host.idle.erase(first_expired, host.idle.end());
+  for (auto& c : doomed) {
+    c->close();
+    free_slot(host);
+  }
+}
+
+void connection_pool::close_idle() {
+  for (auto& [key, host] : hosts_) {
+    auto idle = std::move(host.idle);
+    host.idle.clear();
+    for (auto& c : idle) {
+      c->close();
+      free_slot(host);
+    }
+  }
+}
+
+void connection_pool::shutdown() {
+  if (closed_) return;
+  close_idle();
+  closed_ = true;
+  for (auto& [key, host] : hosts_) {
+    auto waiters = std::move(host.waiters);
+    host.waiters.clear();
+    for (slot_waiter* w : waiters) {
+      w->queued = false;
+      w->timer.cancel();
+    }
+  }
+  for (connection* c : busy_) {
+    try {
+      beast::get_lowest_layer(c->stream).cancel();
+    } catch (...) {
+      // Cancelling a timer cannot fail on Linux; nothing useful to do if it did.
+    }
+  }
+}
+
+}  // namespace esd::net::detail

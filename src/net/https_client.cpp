@@ -1,0 +1,252 @@
+// https_client::send: one request over a pooled or new connection, with a deadline on every step and one
+// retry when a pooled connection turns out to have been closed by the server while it sat idle.
+//
+// Lifetime: the request coroutine holds the pool by shared_ptr, never the https_client, so destroying the
+// client while requests are in flight is safe (see ~https_client).
+#include "net/https_client.hpp"
+
+#include <algorithm>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/error.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/error.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core/error.hpp>
+#include <boost/beast/http/error.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/string_body.hpp>
+#include <boost/beast/http/write.hpp>
+#include <cctype>
+
+#include "net/connection_pool.hpp"
+#include "net/peer_verification.hpp"
+
+namespace esd::net {
+
+namespace beast = boost::beast;
+namespace http = beast::http;
+using boost::system::error_code;
+using detail::clock;
+
+namespace {
+
+constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
+
+// One vocabulary for callers: Beast's stream timeout is asio's timed_out, and an oversized body is
+// message_size, as the header promises.
+error_code normalize(error_code ec) {
+  if (ec == beast::error::timeout) return asio::error::timed_out;
+  if (ec == http::error::body_limit) return asio::error::message_size;
+  return ec;
+}
+
+bool is_token(std::string_view s) {
+  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) {
+    auto u = static_cast<unsigned char>(c);
+    return std::isalnum(u) || std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
+  });
+}
+
+// A header value must not be able to end the header (request smuggling, header injection).
+bool is_field_value(std::string_view s) {
+  return std::none_of(s.begin(), s.end(), [](char c) { return c == '\r' || c == '\n' || c == '\0'; });
+}
+
+std::string host_header(const https_url& url) {
+  std::string h = url.host.find(':') != std::string::npos ? "[" + url.host + "]" : url.host;
+  if (url.port != 443) h += ":" + std::to_string(url.port);
+  return h;
+}
+
+std::optional<http::request<http::string_body>> build_message(const http_request& in, const https_url& url,
+                                                              const client_options& options) {
+  http::request<http::string_body> msg;
+  msg.version(11);
+  if (!is_token(in.method)) return std::nullopt;
+  if (auto verb = http::string_to_verb(in.method); verb != http::verb::unknown) {
+    msg.method(verb);
+  } else {
+    msg.method_string(in.method);
+  }
+  msg.target(url.target);
+  bool has_content_type = false;
+  for (const auto& [name, value] : in.headers) {
+    if (!is_token(name) || !is_field_value(value)) return std::nullopt;
+    msg.insert(name, value);
+    if (beast::iequals(name, "content-type")) has_content_type = true;
+  }
+  // Framing and identity are ours to set, whatever the caller passed.
+  msg.erase(http::field::host);
+  msg.erase(http::field::content_length);
+  msg.erase(http::field::transfer_encoding);
+  msg.set(http::field::host, host_header(url));
+  msg.set(http::field::user_agent, options.user_agent);
+  if (!in.body.empty() && !has_content_type) msg.set(http::field::content_type, "application/json");
+  msg.body() = in.body;
+  msg.prepare_payload();
+  return msg;
+}
+
+// Resolve, TCP connect and TLS handshake, all within connect_timeout.
+asio::awaitable<error_code> connect(detail::connection& c, const https_url& url,
+                                    const detail::connection_pool& pool) {
+  const auto deadline = clock::now() + pool.options().connect_timeout;
+  auto& tcp = beast::get_lowest_layer(c.stream);
+
+  // getaddrinfo cannot be interrupted, so the deadline is checked when it returns.
+  asio::ip::tcp::resolver resolver(c.stream.get_executor());
+  // A named local, not a temporary in the co_await expression: g++ 12 mishandles class-type temporaries
+  // in a full-expression that contains co_await.
+  const std::string service = std::to_string(url.port);
+  auto [resolve_ec, endpoints] =
+      co_await resolver.async_resolve(url.host, service, asio::ip::tcp::resolver::numeric_service, use_tuple);
+  if (resolve_ec) co_return resolve_ec;
+  if (pool.closed()) co_return asio::error::operation_aborted;
+  if (clock::now() >= deadline) co_return asio::error::timed_out;
+
+  tcp.expires_at(deadline);
+  auto [connect_ec, endpoint] = co_await tcp.async_connect(endpoints, use_tuple);
+  if (connect_ec) co_return normalize(connect_ec);
+  error_code ignored;
+  tcp.socket().set_option(asio::ip::tcp::no_delay(true), ignored);
+
+  if (auto ec = detail::bind_peer_identity(c.stream.native_handle(), url.host)) co_return ec;
+  tcp.expires_at(deadline);
+  auto [handshake_ec] = co_await c.stream.async_handshake(asio::ssl::stream_base::client, use_tuple);
+  tcp.expires_never();
+  co_return normalize(handshake_ec);
+}
+
+struct exchange_result {
+  error_code ec;
+  bool nothing_received = false;  // the failure happened before any byte of a response arrived
+  bool keep_alive = false;
+  http_response response;
+};
+
+// Errors that mean "the peer had already hung up" when they happen before any response byte.
+bool looks_like_closed_by_peer(error_code ec) {
+  return ec == http::error::end_of_stream || ec == asio::error::eof || ec == asio::error::connection_reset ||
+         ec == asio::error::broken_pipe || ec == asio::ssl::error::stream_truncated;
+}
+
+// Write the request and read the whole response, both within request_timeout.
+asio::awaitable<exchange_result> exchange(detail::connection& c, const http::request<http::string_body>& msg,
+                                          const detail::connection_pool& pool) {
+  const auto& options = pool.options();
+  const auto deadline = clock::now() + options.request_timeout;
+  auto& tcp = beast::get_lowest_layer(c.stream);
+  exchange_result out;
+
+  tcp.expires_at(deadline);
+  auto [write_ec, written] = co_await http::async_write(c.stream, msg, use_tuple);
+  if (write_ec) {
+    out.ec = normalize(write_ec);
+    out.nothing_received = out.ec != asio::error::timed_out && out.ec != asio::error::operation_aborted;
+    co_return out;
+  }
+  if (pool.closed()) {
+    out.ec = asio::error::operation_aborted;
+    co_return out;
+  }
+
+  http::response_parser<http::string_body> parser;
+  parser.body_limit(options.max_response_bytes);
+  parser.header_limit(64 * 1024);  // Beast's default (8 KiB) is tight for some gateways' headers
+  if (msg.method() == http::verb::head) parser.skip(true);
+  c.buffer.clear();
+  tcp.expires_at(deadline);
+  auto [read_ec, read] = co_await http::async_read(c.stream, c.buffer, parser, use_tuple);
+  tcp.expires_never();
+  if (read_ec) {
+    out.ec = normalize(read_ec);
+    out.nothing_received = !parser.got_some() && c.buffer.size() == 0 && looks_like_closed_by_peer(read_ec);
+    co_return out;
+  }
+
+  auto& res = parser.get();
+  out.response.status = res.result_int();
+  for (const auto& field : res) {
+    std::string name(field.name_string());
+    std::transform(name.begin(), name.end(), name.begin(),
+                   [](unsigned char ch) { return static_cast<char>(std::tolower(ch)); });
+    auto [it, inserted] = out.response.headers.try_emplace(std::move(name), field.value());
+    if (!inserted) {  // repeated field: combine as RFC 9110 5.3 allows
+      it->second += ", ";
+      it->second += field.value();
+    }
+  }
+  // Bytes beyond the response would be read as the start of the next one: do not reuse such a connection.
+  out.keep_alive = parser.keep_alive() && c.buffer.size() == 0;
+  out.response.body = std::move(res.body());
+  co_return out;
+}
+
+asio::awaitable<std::pair<error_code, http_response>> send_on_pool(
+    std::shared_ptr<detail::connection_pool> pool, http_request request) {
+  using result = std::pair<error_code, http_response>;
+  ++pool->stats.requests;
+  auto url = parse_https_url(request.url);
+  if (!url) co_return result{asio::error::invalid_argument, {}};
+  auto msg = build_message(request, *url, pool->options());
+  if (!msg) co_return result{asio::error::invalid_argument, {}};
+
+  // Waiting for a free connection counts against request_timeout.
+  const auto wait_deadline = clock::now() + pool->options().request_timeout;
+  auto [acquire_ec, lease] = co_await pool->acquire(url->host, url->port, wait_deadline);
+  if (acquire_ec) co_return result{acquire_ec, {}};
+
+  for (bool retried = false;; retried = true) {
+    if (!lease.reused()) {
+      if (auto ec = co_await connect(lease.conn(), *url, *pool)) co_return result{ec, {}};
+      ++pool->stats.tls_handshakes;
+    }
+    auto r = co_await exchange(lease.conn(), *msg, *pool);
+    if (!r.ec) {
+      if (lease.reused()) ++pool->stats.reused;
+      if (r.keep_alive) {
+        lease.recycle();
+      } else {
+        lease.discard();
+      }
+      co_return result{{}, std::move(r.response)};
+    }
+    if (!retried && lease.reused() && r.nothing_received && request.retry_on_stale_connection &&
+        !pool->closed()) {
+      ++pool->stats.stale_retries;
+      lease.replace_with_fresh();
+      continue;
+    }
+    co_return result{r.ec, {}};  // the lease closes the connection
+  }
+}
+
+}  // namespace
+
+struct https_client::impl {
+  std::shared_ptr<detail::connection_pool> pool;
+};
+
+https_client::https_client(asio::any_io_executor ex, asio::ssl::context& tls, client_options options)
+    : impl_(std::make_unique<impl>()) {
+  impl_->pool = std::make_shared<detail::connection_pool>(std::move(ex), tls, std::move(options));
+}
+
+// Requests still in flight are aborted (their I/O is cancelled) and complete with operation_aborted the next
+// time the io_context runs; if the io_context is destroyed instead, their frames are destroyed with it and
+// release the pool. Preconditions: called on the io_context's thread (or while it does not run), before the
+// io_context is destroyed. The ssl::context only needs to outlive the client.
+https_client::~https_client() {
+  if (impl_) impl_->pool->shutdown();
+}
+
+asio::awaitable<std::pair<boost::system::error_code, http_response>> https_client::send(
+    http_request request) {
+  return send_on_pool(impl_->pool, std::move(request));
+}
+
+void https_client::close_idle() { impl_->pool->close_idle(); }
+
+const client_stats& https_client::stats() const { return impl_->pool->stats; }
+
+}  // namespace esd::net

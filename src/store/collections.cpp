@@ -1,0 +1,136 @@
+#include "store/collections.hpp"
+
+#include <boost/json.hpp>
+
+#include "store/json_fields.hpp"
+
+namespace esd::store {
+namespace {
+
+namespace json = boost::json;
+
+// Reads one element of "items"; on failure returns nullopt and sets error (naming items[index]).
+std::optional<collection_item> read_item(const json::value& v, std::size_t index, std::string& error) {
+  const std::string where = "items[" + std::to_string(index) + "]";
+  if (!v.is_object()) {
+    error = where + " is not an object";
+    return std::nullopt;
+  }
+  json_fields f(v.get_object(), where);
+  collection_item item;
+
+  // v6 names the item "itemId", v8/v9 "id"; the same holds for productType/productKind.
+  if (!f.find("id") && !f.find("itemId")) f.fail("id", "is missing (itemId in v6)");
+  item.item_id = f.required_text(f.find("id") ? "id" : "itemId");
+  item.product_id = f.required_text("productId");
+  item.status = f.required_text("status");
+  item.modified_date = f.required_date("modifiedDate").value_or(store_time{});
+  item.product_type = f.text(f.find("productKind") ? "productKind" : "productType");
+  item.sku_id = f.text("skuId");
+  item.quantity = f.int32("quantity");
+  item.acquired_date = f.date("acquiredDate");
+  item.start_date = f.date("startDate");
+  item.end_date = f.date("endDate");
+
+  item.transaction_id = f.text("transactionId");
+  item.order_id = f.text("orderId");
+  item.order_line_item_id = f.text("orderLineItemId");
+  item.dev_offer_id = f.text("devOfferId");
+  item.in_app_offer_token = f.text("inAppOfferToken");
+  item.ownership_type = f.text("ownershipType");
+  item.sku_type = f.text("skuType");
+  item.purchased_country = f.text("purchasedCountry");
+  item.acquisition_type = f.text("acquisitionType");
+  item.local_ticket_reference = f.text("localTicketReference");
+  item.tags = f.texts("tags");
+  item.fulfillment_data = f.texts("fulfillmentData");
+  item.satisfied_by_product_ids = f.texts("satisfiedByProductIds");
+
+  if (const json::object* purchaser = f.object("purchaser")) {
+    json_fields p(*purchaser, where + ".purchaser");
+    item.purchaser_identity_type = p.text("identityType");
+    item.purchaser_identity_value = p.text("identityValue");
+    if (!p.ok()) f.fail("purchaser", "is malformed (" + p.error() + ")");
+  }
+
+  // v9 has "recurrenceId"; the Game Pass doc's v9 answer puts the same id in "recurrenceData" as a
+  // string, while v8 sends "recurrenceData" as an (often empty) object, which carries no id.
+  item.recurrence_id = f.text("recurrenceId");
+  if (const json::value* rd = f.find("recurrenceData"); rd && rd->is_string() && item.recurrence_id.empty())
+    item.recurrence_id = std::string(rd->get_string());
+
+  item.is_trial = f.boolean("isTrial");  // v6
+  if (const json::object* trial = f.object("trialData")) {
+    json_fields t(*trial, where + ".trialData");
+    if (auto b = t.boolean("isTrial")) item.is_trial = b;
+    item.is_in_trial_period = t.boolean("isInTrialPeriod");
+    item.trial_time_remaining_micros = t.timespan_micros("trialTimeRemaining");
+    if (!t.ok()) {
+      error = t.error();
+      return std::nullopt;
+    }
+  }
+
+  if (!f.ok()) {
+    error = f.error();
+    return std::nullopt;
+  }
+  return item;
+}
+
+}  // namespace
+
+collections_parse_result parse_collections_response(std::string_view body) {
+  collections_parse_result result;
+  auto doc = parse_json_document(body, result.error);
+  if (!doc) return result;
+  if (!doc->is_object()) {
+    result.error = "the answer is JSON but not an object";
+    return result;
+  }
+  json_fields top(doc->get_object(), "");
+  const json::value* items = top.find("items");
+  if (!items || !items->is_array()) {
+    result.error = items ? "\"items\" is not an array" : "the answer has no \"items\" array";
+    return result;
+  }
+
+  collections_page page;
+  std::string token = top.text("continuationToken");
+  if (!top.ok()) {
+    result.error = top.error();
+    return result;
+  }
+  if (!token.empty()) page.continuation_token = std::move(token);
+
+  page.items.reserve(items->get_array().size());
+  for (std::size_t i = 0; i < items->get_array().size(); ++i) {
+    auto item = read_item(items->get_array()[i], i, result.error);
+    if (!item) return result;
+    page.items.push_back(std::move(*item));
+  }
+  result.page = std::move(page);
+  return result;
+}
+
+std::string build_collections_query_v6(const collections_query_v6& q) {
+  json::object beneficiary;
+  beneficiary["identityType"] = "b2b";
+  beneficiary["identityValue"] = q.collections_key;
+  beneficiary["localTicketReference"] = "";
+
+  json::object body;
+  body["beneficiaries"] = json::array{std::move(beneficiary)};
+  body["maxPageSize"] = q.max_page_size;
+  // ISO 8601 rather than the "\/Date(ms)\/" form the doc's example uses: the service accepts both,
+  // and ISO keeps the microseconds of our watermark.
+  if (q.modified_after) body["modifiedAfter"] = format_store_date(*q.modified_after);
+  json::array types;
+  for (const auto& t : q.product_types) types.emplace_back(t);
+  body["productTypes"] = std::move(types);
+  body["validityType"] = q.validity_type;
+  if (q.continuation_token) body["continuationToken"] = *q.continuation_token;
+  return json::serialize(body);
+}
+
+}  // namespace esd::store

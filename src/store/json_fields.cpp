@@ -1,0 +1,153 @@
+#include "store/json_fields.hpp"
+
+#include <boost/json/parse.hpp>
+#include <limits>
+
+namespace esd::store {
+
+namespace json = boost::json;
+
+std::string printable_excerpt(std::string_view s, std::size_t max_chars) {
+  // The text may go to the journal or a support view, where a raw newline or escape sequence from a
+  // hostile answer could forge lines.
+  std::string out;
+  for (char ch : s.substr(0, max_chars)) {
+    auto c = static_cast<unsigned char>(ch);
+    out += c < 0x20 ? ' ' : c < 0x7f ? ch : '?';
+  }
+  if (s.size() > max_chars) out += "...";
+  return out;
+}
+
+std::string quoted_excerpt(std::string_view s, std::size_t max_chars) {
+  return "\"" + printable_excerpt(s, max_chars) + "\"";
+}
+
+std::optional<json::value> parse_json_document(std::string_view text, std::string& error) {
+  json::error_code ec;
+  json::value v;
+  try {
+    v = json::parse(text, ec);
+  } catch (const std::exception& e) {  // parse reports syntax errors in ec; only allocation throws
+    error = std::string("the answer could not be read: ") + e.what();
+    return std::nullopt;
+  }
+  if (ec) {
+    error = text.empty() ? "the answer is empty, not JSON"
+                         : "the answer is not valid JSON (" + ec.message() + ")";
+    return std::nullopt;
+  }
+  return v;
+}
+
+json_fields::json_fields(const json::object& object, std::string where)
+    : object_(object), where_(std::move(where)) {}
+
+void json_fields::fail(std::string_view key, std::string_view problem) {
+  if (!error_.empty()) return;  // the first problem is the one worth reporting
+  if (!where_.empty()) error_ = where_ + ": ";
+  error_ += std::string(key) + " " + std::string(problem);
+}
+
+const json::value* json_fields::find(std::string_view key) const {
+  const json::value* v = object_.if_contains(key);
+  return (v && !v->is_null()) ? v : nullptr;
+}
+
+std::string json_fields::text(std::string_view key) {
+  const json::value* v = find(key);
+  if (!v) return {};
+  if (!v->is_string()) {
+    fail(key, "is not a string");
+    return {};
+  }
+  return std::string(v->get_string());
+}
+
+std::string json_fields::required_text(std::string_view key) {
+  if (!find(key)) {
+    fail(key, "is missing");
+    return {};
+  }
+  std::string s = text(key);
+  if (s.empty() && ok()) fail(key, "is empty");
+  return s;
+}
+
+std::optional<std::int32_t> json_fields::int32(std::string_view key) {
+  const json::value* v = find(key);
+  if (!v) return std::nullopt;
+  constexpr auto lo = std::numeric_limits<std::int32_t>::min(), hi = std::numeric_limits<std::int32_t>::max();
+  if (v->is_int64() && v->get_int64() >= lo && v->get_int64() <= hi)
+    return static_cast<std::int32_t>(v->get_int64());
+  if (v->is_uint64() && v->get_uint64() <= static_cast<std::uint64_t>(hi))
+    return static_cast<std::int32_t>(v->get_uint64());
+  fail(key, v->is_number() ? "is out of range" : "is not an integer");
+  return std::nullopt;
+}
+
+std::optional<bool> json_fields::boolean(std::string_view key) {
+  const json::value* v = find(key);
+  if (!v) return std::nullopt;
+  if (!v->is_bool()) {
+    fail(key, "is not true or false");
+    return std::nullopt;
+  }
+  return v->get_bool();
+}
+
+std::optional<store_time> json_fields::date(std::string_view key) {
+  const json::value* v = find(key);
+  if (!v) return std::nullopt;
+  if (!v->is_string()) {
+    fail(key, "is not a date (not a string)");
+    return std::nullopt;
+  }
+  auto t = parse_store_date(v->get_string());
+  if (!t) fail(key, "is not a date: " + quoted_excerpt(v->get_string()));
+  return t;
+}
+
+std::optional<store_time> json_fields::required_date(std::string_view key) {
+  if (!find(key)) {
+    fail(key, "is missing");
+    return std::nullopt;
+  }
+  return date(key);
+}
+
+std::optional<std::int64_t> json_fields::timespan_micros(std::string_view key) {
+  const json::value* v = find(key);
+  if (!v) return std::nullopt;
+  std::optional<std::int64_t> micros;
+  if (v->is_string()) micros = parse_timespan_micros(v->get_string());
+  if (!micros) fail(key, "is not a time span like \"1.02:03:04.5\"");
+  return micros;
+}
+
+std::vector<std::string> json_fields::texts(std::string_view key) {
+  std::vector<std::string> out;
+  const json::value* v = find(key);
+  if (!v) return out;
+  if (!v->is_array()) {
+    fail(key, "is not an array");
+    return out;
+  }
+  for (const auto& e : v->get_array()) {
+    if (!e.is_string()) {
+      fail(key, "has an element that is not a string");
+      return {};
+    }
+    out.emplace_back(e.get_string());
+  }
+  return out;
+}
+
+const json::object* json_fields::object(std::string_view key) {
+  const json::value* v = find(key);
+  if (!v) return nullptr;
+  if (!v->is_object()) fail(key, "is not an object");
+  return v->if_object();
+}
+
+}  // namespace esd::store
