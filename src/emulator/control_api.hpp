@@ -1,0 +1,34 @@
+// The test-only control API under /_emulator/: mint keys, change players' items, inject faults, change
+// latency and budget, read and reset the counters. JSON in and out, no authentication; never delayed,
+// rate limited or faulted.
+#pragma once
+
+#include "emulator/emulator_state.hpp"
+#include "emulator/http_types.hpp"
+#include "emulator/store_keys.hpp"
+
+namespace esd::emulator {
+
+inline constexpr std::string_view control_prefix = "/_emulator/";
+
+class control_api {
+ public:
+  control_api(emulator_state& state, const emulator_config& config, const store_key_authority& keys)
+      : state_(state), config_(config), keys_(keys) {}
+
+  http_response handle(const http_request& req);
+
+ private:
+  http_response mint_key(const http_request& req);
+  http_response put_items(const http_request& req, const std::string& user_id);
+  http_response update_item(const http_request& req, const std::string& user_id, const std::string& item_id);
+  http_response list_items(const std::string& user_id);
+  http_response add_fault(const http_request& req);
+  http_response settings(const http_request& req);
+
+  emulator_state& state_;
+  const emulator_config& config_;
+  const store_key_authority& keys_;
+};
+
+}  // namespace esd::emulator

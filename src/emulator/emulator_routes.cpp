@@ -1,0 +1,183 @@
+#include "emulator/emulator_routes.hpp"
+
+#include <boost/json/object.hpp>
+#include <iostream>
+
+#include "emulator/store_errors.hpp"
+
+namespace esd::emulator {
+
+namespace json = boost::json;
+
+namespace {
+
+constexpr std::string_view query_path = "/v6.0/collections/query";
+constexpr std::string_view renew_path = "/v6.0/b2b/keys/renew";
+
+// A JSON text cut short, for the "malformed" and "truncate" faults.
+std::string broken_json(bool entra_path) {
+  if (entra_path)
+    return R"({"token_type":"Bearer","expires_in":3599,"ext_expires_in":3599,"access_token":"eyJ0eXAiOiJKV1Q)";
+  return R"({"items":[{"acquiredDate":"2015-09-22T19:22:51.2068724+00:00","devOfferId":"f9587c53-540a-498b-a281-)";
+}
+
+}  // namespace
+
+routed_answer emulator_routes::route(const http_request& req) {
+  const std::string_view path = target_path(req);
+  try {
+    return handle(req, path);
+  } catch (const std::exception& e) {
+    std::cerr << "entitlement-store-emulator: handler for " << req.method_string() << " " << path
+              << " failed: " << e.what() << "\n";
+    routed_answer a{store_error(http::status::internal_server_error, "UnknownInternalFailure",
+                                "The service has encountered an unknown internal server error.")};
+    a.counted = !path.starts_with(control_prefix);
+    return a;
+  }
+}
+
+routed_answer emulator_routes::handle(const http_request& req, std::string_view path) {
+  if (path.starts_with(control_prefix) || path == "/_emulator") return routed_answer{control_.handle(req)};
+
+  std::string tenant;
+  bool v2 = false;
+  const bool entra_path = entra_issuer::is_token_path(path, tenant, v2);
+  const bool store_path = path == query_path || path == renew_path;
+  std::optional<std::string> player;
+  if (store_path) {
+    bool any_faults = false;
+    {
+      std::lock_guard lock(state_.mutex);
+      any_faults = !state_.faults.empty();
+    }
+    if (any_faults) player = store_.player_of(req);  // a signature check: only when a fault may need it
+  }
+
+  std::optional<fault_rule> fault;
+  {
+    std::lock_guard lock(state_.mutex);
+    // Bounded, so a client probing random paths cannot grow the stats without end.
+    auto& by_path = state_.stats.requests_by_path;
+    const bool known =
+        entra_path || store_path || by_path.contains(std::string(path)) || by_path.size() < 1000;
+    ++by_path[known ? std::string(path) : std::string("(other)")];
+    fault = state_.faults.take(path, player);
+    if (fault) ++state_.stats.faults_injected[std::string(to_string(fault->mode))];
+    if (!fault && entra_path) ++state_.stats.token_requests;
+  }
+  if (fault) return inject(*fault, entra_path);
+
+  routed_answer a;
+  a.delayed = a.counted = true;
+  if (entra_path)
+    a.response = entra_.token(req, tenant, v2);
+  else if (path == query_path)
+    a.response = store_.collections_query(req);
+  else if (path == renew_path)
+    a.response = store_.renew_key(req);
+  else {
+    a.response = json_response(http::status::not_found,
+                               json::object{{"error", "not found"}, {"path", std::string(path)}});
+    a.delayed = false;
+  }
+  return a;
+}
+
+routed_answer emulator_routes::inject(const fault_rule& fault, bool entra_path) {
+  routed_answer a;
+  a.delayed = a.counted = true;
+  switch (fault.mode) {
+    case fault_mode::drop:
+      a.how = delivery::drop;
+      return a;
+    case fault_mode::hang:
+      a.how = delivery::hang;
+      return a;
+    case fault_mode::truncate:
+    case fault_mode::malformed: {
+      a.how = fault.mode == fault_mode::truncate ? delivery::truncate : delivery::respond;
+      a.response = http_response{http::status::ok, 11};
+      a.response.set(http::field::content_type, "application/json; charset=utf-8");
+      a.response.set(http::field::date, http_date_now());
+      a.response.body() = broken_json(entra_path);
+      a.response.prepare_payload();
+      return a;
+    }
+    case fault_mode::status:
+      break;
+  }
+  const auto status = static_cast<http::status>(fault.status);
+  if (fault.status == 429 && !entra_path) {
+    std::lock_guard lock(state_.mutex);
+    a.response = rate_limited(state_.budget.operations(), state_.budget.window_seconds(),
+                              fault.retry_after.value_or(1));
+  } else if (entra_path) {
+    a.response = entra_error(
+        status, fault.status >= 500 || fault.status == 429 ? "temporarily_unavailable" : "invalid_request",
+        90033, "A transient error has occurred. Please try again.");
+  } else if (fault.status >= 500) {
+    a.response =
+        store_error(status, "UnknownInternalFailure",
+                    "The service has encountered an unknown internal server error (fault injected by the "
+                    "emulator).");
+  } else if (fault.status == 401) {
+    a.response = store_error(status, "AuthenticationTokenInvalid",
+                             "Authentication token supplied is invalid (fault injected by the emulator).");
+  } else {
+    a.response = store_error(status, "InjectedFault", "Fault injected by the emulator.");
+  }
+  if (fault.retry_after) a.response.set(http::field::retry_after, std::to_string(*fault.retry_after));
+  return a;
+}
+
+std::chrono::milliseconds emulator_routes::latency() {
+  std::lock_guard lock(state_.mutex);
+  return std::chrono::milliseconds(state_.latency_ms);
+}
+
+void emulator_routes::record(const http_request& req, const routed_answer& answer,
+                             std::chrono::steady_clock::duration took) {
+  std::string outcome;
+  switch (answer.how) {
+    case delivery::respond:
+      outcome = std::to_string(answer.response.result_int());
+      break;
+    case delivery::drop:
+      outcome = "drop";
+      break;
+    case delivery::truncate:
+      outcome = "truncate";
+      break;
+    case delivery::hang:
+      outcome = "hang";
+      break;
+  }
+  if (answer.counted && answer.how == delivery::respond) {
+    std::lock_guard lock(state_.mutex);
+    ++state_.stats.status_counts[outcome];
+  }
+  if (config_.log_requests) {
+    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(took).count();
+    // The path only: never the query string, a header or a body (they may carry tokens and keys).
+    std::string line = std::string(req.method_string()) + " " + std::string(target_path(req)) + " " +
+                       outcome + " " + std::to_string(ms) + "ms\n";
+    std::cerr << line << std::flush;
+  }
+}
+
+void emulator_routes::record_unreadable(unsigned status) {
+  {
+    std::lock_guard lock(state_.mutex);
+    ++state_.stats.status_counts[std::to_string(status)];
+  }
+  if (config_.log_requests)
+    std::cerr << ("- (unreadable request) " + std::to_string(status) + "\n") << std::flush;
+}
+
+void emulator_routes::record_handshake() {
+  std::lock_guard lock(state_.mutex);
+  ++state_.stats.tls_handshakes;
+}
+
+}  // namespace esd::emulator

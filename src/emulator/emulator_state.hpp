@@ -1,0 +1,39 @@
+// Everything the emulator's handlers share: the fixed configuration, and the mutable state behind one
+// mutex (the handlers hold it only for short, CPU-only stretches; signing happens outside it).
+#pragma once
+
+#include <cstdint>
+#include <mutex>
+#include <string>
+
+#include "emulator/emulator_stats.hpp"
+#include "emulator/faults.hpp"
+#include "emulator/players.hpp"
+#include "emulator/user_budget.hpp"
+
+namespace esd::emulator {
+
+struct emulator_config {
+  std::string public_host = "localhost";
+  std::uint16_t port = 0;  // the port actually bound, known once listening
+  std::string tenant_id = "00000000-0000-0000-0000-000000000000";
+  std::string client_id = "11111111-1111-1111-1111-111111111111";
+  std::string client_secret = "emulator-secret";
+  std::int64_t token_lifetime_seconds = 3599;
+  std::int64_t key_lifetime_seconds = 30 * 86400;
+  bool log_requests = false;
+
+  std::string base_url() const { return "https://" + public_host + ":" + std::to_string(port); }
+  std::string refresh_uri() const { return base_url() + "/v6.0/b2b/keys/renew"; }
+};
+
+struct emulator_state {
+  std::mutex mutex;
+  player_registry players;
+  user_budget budget{200, 300};
+  fault_plan faults;
+  emulator_stats stats;
+  int latency_ms = 0;
+};
+
+}  // namespace esd::emulator

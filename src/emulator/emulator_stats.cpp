@@ -1,0 +1,36 @@
+#include "emulator/emulator_stats.hpp"
+
+#include <boost/json/object.hpp>
+
+namespace esd::emulator {
+
+namespace json = boost::json;
+
+namespace {
+
+json::object counts(const std::map<std::string, std::uint64_t>& m) {
+  json::object o;
+  for (const auto& [k, v] : m) o[k] = v;
+  return o;
+}
+
+}  // namespace
+
+json::value emulator_stats::to_json() const {
+  json::object last;
+  for (const auto& [user, value] : last_modified_after)
+    last[user] = value ? json::value(*value) : json::value(nullptr);
+  return json::object{{"tokenRequests", token_requests},
+                      {"renewals", renewals},
+                      {"renewalsSucceeded", renewals_succeeded},
+                      {"collectionsQueries", collections_queries},
+                      {"itemsServed", items_served},
+                      {"tlsHandshakes", tls_handshakes},
+                      {"requestsByPath", counts(requests_by_path)},
+                      {"statusCounts", counts(status_counts)},
+                      {"faultsInjected", counts(faults_injected)},
+                      {"queriesByUser", counts(queries_by_user)},
+                      {"lastModifiedAfter", std::move(last)}};
+}
+
+}  // namespace esd::emulator

@@ -1,0 +1,28 @@
+// What the emulator has seen, for tests and benchmarks to assert on (GET /_emulator/stats).
+#pragma once
+
+#include <boost/json/value.hpp>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+
+namespace esd::emulator {
+
+struct emulator_stats {
+  std::uint64_t token_requests = 0;
+  std::uint64_t renewals = 0;  // renew requests handled (every outcome)
+  std::uint64_t renewals_succeeded = 0;
+  std::uint64_t collections_queries = 0;  // query pages requested (every outcome)
+  std::uint64_t items_served = 0;
+  std::uint64_t tls_handshakes = 0;
+  std::map<std::string, std::uint64_t> requests_by_path;
+  std::map<std::string, std::uint64_t> status_counts;    // "200", "401", ...
+  std::map<std::string, std::uint64_t> faults_injected;  // by mode
+  std::map<std::string, std::uint64_t> queries_by_user;
+  std::map<std::string, std::optional<std::string>> last_modified_after;  // as received, or null
+
+  boost::json::value to_json() const;
+};
+
+}  // namespace esd::emulator

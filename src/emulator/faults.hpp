@@ -1,0 +1,45 @@
+// Failures injected on request, so tests can watch the daemon survive them: the next `count` requests to
+// a path (optionally for one player) answer with a status, drop the connection, truncate the answer,
+// send broken JSON, or never answer.
+#pragma once
+
+#include <boost/json/value.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace esd::emulator {
+
+enum class fault_mode { status, drop, truncate, malformed, hang };
+
+struct fault_rule {
+  std::string path;  // exact request path, or a prefix when it ends in '*'
+  int remaining = 1;
+  fault_mode mode = fault_mode::status;
+  int status = 500;
+  std::optional<int> retry_after;      // Retry-After header for mode status
+  std::optional<std::string> user_id;  // only requests for this player
+};
+
+class fault_plan {
+ public:
+  // From {"path":..,"count":..,"mode":..,"status":..,"retryAfter":..,"userId":..}; nullopt and `error` set
+  // when the body makes no sense.
+  static std::optional<fault_rule> from_json(const boost::json::value& body, std::string& error);
+
+  void add(fault_rule rule) { rules_.push_back(std::move(rule)); }
+  void clear() { rules_.clear(); }
+  bool empty() const { return rules_.empty(); }
+
+  // The first rule matching this request, with one use consumed; nullopt when none matches.
+  std::optional<fault_rule> take(std::string_view path, const std::optional<std::string>& user_id);
+
+  boost::json::value to_json() const;
+
+ private:
+  std::vector<fault_rule> rules_;
+};
+
+std::string_view to_string(fault_mode m);
+
+}  // namespace esd::emulator
