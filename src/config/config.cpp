@@ -97,6 +97,8 @@ constexpr std::array key_specs{
              [](config& c, std::string_view v) { return read_seconds(v, 1s, 24h, c.sync.retry_base); }},
     key_spec{"sync", "retry_cap",
              [](config& c, std::string_view v) { return read_seconds(v, 1s, 24h * 7, c.sync.retry_cap); }},
+    key_spec{"sync", "max_inline_wait",
+             [](config& c, std::string_view v) { return read_seconds(v, 0s, 10min, c.sync.max_inline_wait); }},
     key_spec{"sync", "shutdown_timeout",
              [](config& c, std::string_view v) { return read_seconds(v, 0s, 1h, c.sync.shutdown_timeout); }},
 

@@ -53,6 +53,8 @@ struct sync_config {
   int max_attempts = 8;               // [sync] max_attempts, 1..100
   seconds retry_base{5};              // [sync] retry_base: first backoff
   seconds retry_cap{900};             // [sync] retry_cap: longest backoff
+  seconds max_inline_wait{30};        // [sync] max_inline_wait: a 429 whose Retry-After is at most this
+                                      // is waited out inside the sync, which goes on from the same page
   seconds shutdown_timeout{20};       // [sync] shutdown_timeout: SIGTERM waits this long for in-flight work
 };
 

@@ -45,6 +45,7 @@ struct sync_outcome {
   std::vector<store::collection_item> items;  // de-duplicated by item id
   std::optional<store::store_time> max_modified;
   int pages = 0;
+  int throttled_waits = 0;  // 429s waited out inside the sync
 };
 
 // Writes the items, the new watermark and the events' completion in one transaction. Returns false (and

@@ -145,7 +145,8 @@ class daemon {
         auto complete = [&job, ok, this](pqxx::connection& c) { return db::complete_job(c, job, owner_, *ok); };
         bool mine = co_await db_.run(complete);
         log::info("sync " + common + log::field("items", static_cast<long long>(ok->items.size())) + " " +
-                  log::field("pages", ok->pages) + " " + log::field("duration_ms", static_cast<long long>(ms.count())) +
+                  log::field("pages", ok->pages) + " " +
+                  (ok->throttled_waits ? log::field("throttled_waits", ok->throttled_waits) + " " : std::string()) + log::field("duration_ms", static_cast<long long>(ms.count())) +
                   " " + (mine ? "outcome=ok" : "outcome=lost-lease"));
       } else {
         auto& failure = std::get<sync_failure>(result);

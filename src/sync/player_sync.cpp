@@ -1,5 +1,10 @@
 #include "sync/player_sync.hpp"
 
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
 #include <chrono>
 #include <unordered_map>
 
@@ -107,7 +112,20 @@ asio::awaitable<player_sync_result> sync_player(const db::sync_job& job, store_g
       token_refreshed = true;
       continue;
     }
-    if (resp.status != 200) co_return classify_store_answer(resp);
+    if (resp.status != 200) {
+      auto failure = classify_store_answer(resp);
+      // A short Retry-After in the middle of a collection: wait it out and ask for the same page again,
+      // instead of starting over (a collection bigger than one budget window would never finish).
+      if (resp.status == 429 && failure.retry_after && *failure.retry_after <= cfg.sync.max_inline_wait &&
+          outcome.throttled_waits < 10) {
+        ++outcome.throttled_waits;
+        asio::steady_timer wait(co_await asio::this_coro::executor);
+        wait.expires_after(std::max(*failure.retry_after, std::chrono::seconds(1)));
+        co_await wait.async_wait(asio::as_tuple(asio::use_awaitable));
+        continue;
+      }
+      co_return failure;
+    }
 
     auto parsed = store::parse_collections_response(resp.body);
     if (!parsed)

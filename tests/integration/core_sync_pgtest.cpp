@@ -206,3 +206,31 @@ BOOST_AUTO_TEST_CASE(migrate_is_idempotent) {
   BOOST_TEST(r.exit_code == 0, r.output);
   BOOST_TEST(count("SELECT count(*) FROM entitlement_sync.schema_migrations") >= 1);
 }
+
+BOOST_AUTO_TEST_CASE(a_hundred_players_at_once_cost_one_token_request_and_few_handshakes) {
+  // A fresh daemon process has an empty token cache: all syncs start together and must share one fetch.
+  for (int i = 0; i < 100; ++i) {
+    const std::string user = "crowd-" + std::to_string(i);
+    E().emu.put_items(user, emulator_instance::make_items(user, 2));
+    E().upload(user, E().emu.mint_key(user));
+  }
+  // Taken after the set-up: every control call above is a curl connection of its own.
+  const auto tokens_before = E().emu.stat("tokenRequests");
+  const auto handshakes_before = E().emu.stat("tlsHandshakes") + 1;  // + the stat call itself
+  drain_ok();
+  BOOST_TEST(count("SELECT count(*) FROM entitlement_sync.entitlements WHERE user_id LIKE 'crowd-%'") == 200);
+  BOOST_TEST(E().emu.stat("tokenRequests") - tokens_before == 1);
+  // Connections are pooled: at most one per concurrent sync (64 by default) plus the token request,
+  // never one per request.
+  BOOST_TEST(E().emu.stat("tlsHandshakes") - handshakes_before <= 65);
+}
+
+BOOST_AUTO_TEST_CASE(check_config_names_an_unknown_key) {
+  temp_dir dir("esd-badcfg");
+  auto cfg = write_daemon_config(dir.path(), E().pg.url(), E().emu, "[sync]\nconcurency = 4\n");
+  auto r = run_daemon(cfg, {"check-config"});
+  BOOST_TEST(r.exit_code == 2);
+  BOOST_TEST(r.output.find("concurency") != std::string::npos, r.output);
+  auto good = run_daemon(E().config, {"check-config"});
+  BOOST_TEST(good.exit_code == 0, good.output);
+}

@@ -93,6 +93,8 @@ class emulator_instance {
   // N generated v6 items "<prefix>-0".."<prefix>-(N-1)" as a JSON array text.
   static std::string make_items(const std::string& prefix, int n, const std::string& status = "Active");
   long long stat(const std::string& name);
+  // An entry of a map-valued stat (e.g. statusCounts/"429"), 0 when absent.
+  long long stat(const std::string& map, const std::string& key);
 
  private:
   temp_dir dir_;

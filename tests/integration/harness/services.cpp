@@ -166,6 +166,14 @@ long long emulator_instance::stat(const std::string& name) {
   return p->to_number<long long>();
 }
 
+long long emulator_instance::stat(const std::string& map, const std::string& key) {
+  auto v = boost::json::parse(control("GET", "/_emulator/stats"));
+  auto* m = v.as_object().if_contains(map);
+  if (!m || !m->is_object()) return 0;
+  auto* p = m->as_object().if_contains(key);
+  return p && p->is_number() ? p->to_number<long long>() : 0;
+}
+
 fs::path write_daemon_config(const fs::path& dir, const std::string& db_url, const emulator_instance& emu,
                              const std::string& extra_ini) {
   auto path = dir / "entitlement-syncd.conf";

@@ -1,0 +1,60 @@
+// Retry and watermark policies in isolation.
+#define BOOST_TEST_MODULE sync_policy
+#include <boost/test/unit_test.hpp>
+
+#include "db/queue.hpp"
+#include "sync/player_sync.hpp"
+#include "sync/retry_policy.hpp"
+
+using namespace esd;
+using namespace std::chrono_literals;
+
+BOOST_AUTO_TEST_CASE(backoff_doubles_with_jitter_and_a_cap) {
+  std::mt19937_64 rng(42);
+  for (int round = 0; round < 200; ++round) {
+    for (int attempt = 1; attempt <= 12; ++attempt) {
+      auto d = sync::retry_delay(attempt, 5s, 900s, std::nullopt, rng);
+      const long long full = std::min<long long>(5000LL << std::min(attempt - 1, 20), 900'000);
+      BOOST_TEST(d.count() >= full / 2);
+      BOOST_TEST(d.count() <= full);
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(retry_after_is_a_floor) {
+  std::mt19937_64 rng(7);
+  for (int i = 0; i < 100; ++i) {
+    BOOST_TEST(sync::retry_delay(1, 1s, 10s, std::chrono::seconds(30), rng).count() >= 30'000);
+    BOOST_TEST(sync::retry_delay(1, 1s, 10s, std::chrono::seconds(0), rng).count() >= 500);
+  }
+}
+
+BOOST_AUTO_TEST_CASE(retry_after_header_forms) {
+  const auto now = std::chrono::system_clock::from_time_t(1445412480);  // 2015-10-21T07:28:00Z
+  BOOST_TEST(sync::parse_retry_after("120", now)->count() == 120);
+  BOOST_TEST(sync::parse_retry_after(" 7 ", now)->count() == 7);
+  BOOST_TEST(sync::parse_retry_after("Wed, 21 Oct 2015 07:28:30 GMT", now)->count() == 30);
+  BOOST_TEST(sync::parse_retry_after("Wed, 21 Oct 2015 07:27:00 GMT", now)->count() == 0);  // past: now
+  BOOST_TEST(sync::parse_retry_after("99999999", now)->count() == 86'400);                 // capped
+  BOOST_TEST(!sync::parse_retry_after("", now));
+  BOOST_TEST(!sync::parse_retry_after("-5", now));
+  BOOST_TEST(!sync::parse_retry_after("soon", now));
+  BOOST_TEST(!sync::parse_retry_after("12s", now));
+}
+
+BOOST_AUTO_TEST_CASE(modified_after_is_the_watermark_minus_the_overlap) {
+  db::sync_job job;
+  BOOST_TEST(!sync::modified_after_for(job, 300s));  // first sync: everything
+  job.watermark = store::store_time{1'700'000'000'123'456};
+  BOOST_TEST(sync::modified_after_for(job, 300s)->micros == 1'700'000'000'123'456 - 300'000'000);
+  BOOST_TEST(sync::modified_after_for(job, 0s)->micros == 1'700'000'000'123'456);
+  job.full_sync = true;
+  BOOST_TEST(!sync::modified_after_for(job, 300s));  // full: ignore the watermark
+}
+
+BOOST_AUTO_TEST_CASE(array_literals_quote_every_element) {
+  BOOST_TEST(db::to_pg_text_array({}) == "{}");
+  BOOST_TEST(db::to_pg_text_array({"a", "b c", "q\"x", "back\\slash", "NULL", ""}) ==
+             R"({"a","b c","q\"x","back\\slash","NULL",""})");
+  BOOST_TEST(db::to_pg_bigint_array({1, 22, 333}) == "{1,22,333}");
+}
