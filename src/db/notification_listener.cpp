@@ -49,8 +49,8 @@ void notification_listener::loop() {
       backoff = std::chrono::milliseconds{500};
       on_wake_();  // anything queued while we were not listening
       while (!stop_) {
-        // Wakes within a second to notice stop requests.
-        c.await_notification(1, 0);
+        // Wakes every 250 ms to notice stop requests.
+        c.await_notification(0, 250'000);
       }
     } catch (const std::exception& e) {
       connected_ = false;

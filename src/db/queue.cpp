@@ -210,11 +210,12 @@ std::vector<sync_job> claim_jobs(pqxx::connection& c, const claim_options& o) {
 
 std::optional<double> seconds_until_next_due(pqxx::connection& c) {
   pqxx::read_transaction tx(c);
+  // Not greatest(0, ...): it ignores NULL, which would turn "nothing waits" into "due now".
   auto row = tx.exec1(
-      "SELECT greatest(0, extract(epoch FROM min(run_after) - now()))::float8 "
+      "SELECT extract(epoch FROM min(run_after) - now())::float8 "
       "FROM entitlement_sync.key_uploads WHERE state = 'pending'");
   if (row[0].is_null()) return std::nullopt;
-  return row[0].as<double>();
+  return std::max(0.0, row[0].as<double>());
 }
 
 bool hand_back_job(pqxx::connection& c, const sync_job& job, const std::string& owner) {
