@@ -45,12 +45,13 @@ class db_pool {
     using result_t = std::invoke_result_t<F&, pqxx::connection&>;
     static_assert(!std::is_void_v<result_t>, "return a value (e.g. bool) from database jobs");
     auto ex = co_await asio::this_coro::executor;
-    co_return co_await asio::async_initiate<const asio::use_awaitable_t<>&,
-                                            void(std::exception_ptr, result_t)>(
-        [this, ex, f = std::move(f)](auto handler) mutable {
-          submit(std::make_unique<job_of<F, decltype(handler)>>(std::move(f), std::move(handler), ex));
-        },
-        asio::use_awaitable);
+    // The initiation is a named local, not a temporary inside the co_await expression: GCC 12 destroys
+    // such temporaries twice, which double-frees whatever the job captured by value.
+    auto initiate = [this, ex, &f](auto handler) {
+      submit(std::make_unique<job_of<F, decltype(handler)>>(std::move(f), std::move(handler), ex));
+    };
+    co_return co_await asio::async_initiate<const asio::use_awaitable_t<>&, void(std::exception_ptr, result_t)>(
+        initiate, asio::use_awaitable);
   }
 
   // Jobs waiting for a worker plus jobs running.

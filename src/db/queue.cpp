@@ -100,7 +100,7 @@ std::vector<sync_job> claim_jobs(pqxx::connection& c, const claim_options& o) {
   auto events = tx.exec_params(
       "SELECT event_id, user_id, collections_key, purchase_key, full_sync, attempts "
       "FROM entitlement_sync.key_uploads WHERE user_id = ANY($1::text[]) AND state = 'pending' "
-      "AND run_after <= now() ORDER BY user_id, event_id FOR UPDATE",
+      "AND run_after <= now() ORDER BY user_id, event_id FOR UPDATE SKIP LOCKED",
       users_literal);
 
   const std::int64_t now_s = tx.exec1("SELECT extract(epoch FROM now())::bigint")[0].as<std::int64_t>();

@@ -10,7 +10,9 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <memory>
 #include <random>
+#include <set>
 
 #include "db/db_pool.hpp"
 #include "db/migrations.hpp"
@@ -133,6 +135,13 @@ class daemon {
   }
 
   asio::awaitable<void> run_job(db::sync_job job) {
+    // Shared, because a frame abandoned at shutdown is destroyed with the io_context, after the daemon.
+    in_flight_jobs_->insert(&job);
+    struct unregister {
+      std::shared_ptr<std::set<const db::sync_job*>> jobs;
+      const db::sync_job* job;
+      ~unregister() { jobs->erase(job); }
+    } guard{in_flight_jobs_, &job};
     const auto started = std::chrono::steady_clock::now();
     auto result = co_await sync_player(job, gateway_, tokens_);
     const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started);
@@ -142,7 +151,10 @@ class daemon {
                          log::field("attempt", job.attempts) + " " + (job.full_sync ? "full=1 " : "");
     try {
       if (auto* ok = std::get_if<db::sync_outcome>(&result)) {
-        auto complete = [&job, ok, this](pqxx::connection& c) { return db::complete_job(c, job, owner_, *ok); };
+        // Jobs capture nothing of the daemon: after a shutdown timeout they may run once it is gone.
+        auto complete = [&job, ok, owner = owner_](pqxx::connection& c) {
+          return db::complete_job(c, job, owner, *ok);
+        };
         bool mine = co_await db_.run(complete);
         log::info("sync " + common + log::field("items", static_cast<long long>(ok->items.size())) + " " +
                   log::field("pages", ok->pages) + " " +
@@ -154,8 +166,8 @@ class daemon {
         if (failure.kind == failure_kind::transient)
           retry_at = std::chrono::system_clock::now() + retry_delay(job.attempts, cfg_.sync.retry_base,
                                                                     cfg_.sync.retry_cap, failure.retry_after, rng_);
-        auto fail = [&, this](pqxx::connection& c) {
-          return db::fail_job(c, job, owner_, failure.reason, retry_at, cfg_.sync.max_attempts);
+        auto fail = [&job, &failure, &retry_at, owner = owner_, max = cfg_.sync.max_attempts](pqxx::connection& c) {
+          return db::fail_job(c, job, owner, failure.reason, retry_at, max);
         };
         bool final = co_await db_.run(fail);
         auto line = "sync " + common + log::field("duration_ms", static_cast<long long>(ms.count())) + " " +
@@ -175,10 +187,30 @@ class daemon {
       t.expires_after(50ms);
       co_await t.async_wait(asio::as_tuple(asio::use_awaitable));
     }
-    if (in_flight_ > 0)
-      log::warning("stopping with " + std::to_string(in_flight_) +
-                   " syncs unfinished: their events return to the queue when the lease runs out");
+    if (in_flight_ == 0) co_return;
+    // Hand the unfinished events back now rather than when the lease runs out; a sync that still
+    // finishes later finds the events no longer ours and writes nothing.
+    std::vector<db::sync_job> unfinished;
+    for (const auto* job : *in_flight_jobs_) unfinished.push_back(*job);
+    std::size_t handed_back = 0;
+    for (const auto& job : unfinished) {
+      try {
+        auto give_back = [&job, owner = owner_](pqxx::connection& c) { return db::hand_back_job(c, job, owner); };
+        if (co_await db_.run(give_back)) ++handed_back;
+      } catch (const std::exception& e) {
+        log::error("stopping: handing back events failed (the lease brings them back): " + std::string(e.what()));
+      }
+    }
+    log::warning("stopping with " + std::to_string(unfinished.size()) + " syncs unfinished after " +
+                 std::to_string(cfg_.sync.shutdown_timeout.count()) + "s: handed back " +
+                 std::to_string(handed_back) + " to the queue");
+    abandoned_ = true;
   }
+
+ public:
+  bool abandoned() const { return abandoned_; }
+
+ private:
 
   const config::config& cfg_;
   const run_options& opts_;
@@ -194,6 +226,9 @@ class daemon {
   bool wake_requested_ = false;
   bool stopping_ = false;
   bool fatal_ = false;
+  bool abandoned_ = false;
+  std::shared_ptr<std::set<const db::sync_job*>> in_flight_jobs_ =
+      std::make_shared<std::set<const db::sync_job*>>();
 };
 
 }  // namespace
@@ -263,6 +298,8 @@ int run_daemon(const config::config& cfg, const run_options& opts) {
     }
     signals.cancel();
     client.close_idle();
+    // Syncs that outlived shutdown_timeout were handed back: don't wait for them.
+    if (d.abandoned()) io.stop();
   });
   io.run();
   log::info("stopped " + log::field("status", status));
