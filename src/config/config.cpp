@@ -102,6 +102,21 @@ constexpr std::array key_specs{
     key_spec{"sync", "shutdown_timeout",
              [](config& c, std::string_view v) { return read_seconds(v, 0s, 1h, c.sync.shutdown_timeout); }},
 
+    key_spec{"keys", "renew_after",
+             [](config& c, std::string_view v) { return read_seconds(v, 1h, 24h * 30, c.keys.renew_after); }},
+    key_spec{"keys", "renew_before_expiry",
+             [](config& c, std::string_view v) {
+               return read_seconds(v, 0s, 24h * 30, c.keys.renew_before_expiry);
+             }},
+    key_spec{"keys", "keep_alive_for",
+             [](config& c, std::string_view v) { return read_seconds(v, 0s, 24h * 3650, c.keys.keep_alive_for); }},
+    key_spec{"keys", "sweep_interval",
+             [](config& c, std::string_view v) { return read_seconds(v, 1s, 24h, c.keys.sweep_interval); }},
+    key_spec{"keys", "sweep_batch",
+             [](config& c, std::string_view v) { return read_int(v, 1, 10000, c.keys.sweep_batch); }},
+    key_spec{"security", "key_encryption_key_file",
+             [](config& c, std::string_view v) { return set_text(c.security.key_encryption_key_file, v); }},
+
     key_spec{"log", "level",
              [](config& c, std::string_view v) {
                return read_choice(v, {"debug", "info", "warning", "error"}, c.log.level);

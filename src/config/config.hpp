@@ -58,6 +58,21 @@ struct sync_config {
   seconds shutdown_timeout{20};       // [sync] shutdown_timeout: SIGTERM waits this long for in-flight work
 };
 
+struct keys_config {
+  seconds renew_after{14 * 86400};          // [keys] renew_after: renew a key this long after its iat
+  seconds renew_before_expiry{7 * 86400};   // [keys] renew_before_expiry: or this close to its exp
+  seconds keep_alive_for{90 * 86400};       // [keys] keep_alive_for: the sweep keeps keys of players who
+                                            // uploaded within this alive between logins (0 = no sweep)
+  seconds sweep_interval{900};              // [keys] sweep_interval: one sweep round this often
+  int sweep_batch = 50;                     // [keys] sweep_batch, 1..10000: keys renewed per round at most,
+                                            // spread evenly over the round
+};
+
+struct security_config {
+  std::string key_encryption_key_file;      // [security] key_encryption_key_file: "KEYID BASE64" lines;
+                                            // when set, stored keys are AES-256-GCM encrypted
+};
+
 struct log_config {
   std::string level = "info";         // [log] level: debug, info, warning, error
 };
@@ -68,6 +83,8 @@ struct config {
   entra_config entra;
   store_config store;
   sync_config sync;
+  keys_config keys;
+  security_config security;
   log_config log;
 
   // The effective Entra token URL (token_url, or the default built from tenant_id).

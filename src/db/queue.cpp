@@ -18,8 +18,8 @@ std::string utc_text(std::int64_t epoch_seconds) {
 
 // A key as uploaded, checked before we keep it. Returns the problem in words, or empty when usable.
 std::string check_uploaded_key(const std::string& key, store::key_kind expected, std::int64_t event_id,
-                               std::int64_t now_s, std::optional<store::store_time>& issued,
-                               std::optional<store::store_time>& expires) {
+                               std::int64_t now_s, const std::string& client_id,
+                               std::optional<store::store_time>& issued, std::optional<store::store_time>& expires) {
   const std::string column = expected == store::key_kind::collections ? "collections_key" : "purchase_key";
   const std::string where = "the " + column + " uploaded in event " + std::to_string(event_id);
   auto decoded = store::decode_store_id_key(key);
@@ -29,6 +29,10 @@ std::string check_uploaded_key(const std::string& key, store::key_kind expected,
     return where + " is a " + std::string(store::to_string(claims.kind)) + " key (aud " + claims.audience +
            "); the game client must send its UserCollectionsId as collections_key and its UserPurchaseId as "
            "purchase_key";
+  if (!client_id.empty() && claims.client_id != client_id)
+    return where + " was created for another Entra application (InconsistentClientId: the key's clientId is " +
+           claims.client_id + ", this service uses " + client_id +
+           "); the game client must request its key with the client id in [entra] client_id";
   if (claims.expires_at <= now_s)
     return where + " had already expired at " + utc_text(claims.expires_at) +
            "; the game client must request a new key from the Store and upload it";
@@ -42,7 +46,71 @@ std::optional<store::store_time> optional_time(const pqxx::field& f) {
   return store::from_pg_timestamptz(f.c_str());
 }
 
+const char* column(store::key_kind kind) {
+  return kind == store::key_kind::collections ? "collections_key" : "purchase_key";
+}
+
+void mark_key_dead_in(pqxx::transaction_base& tx, const std::string& user_id, store::key_kind kind,
+                      const std::string& key, const std::string& reason) {
+  const std::string col = column(kind);
+  // Only the key that was refused: a newer upload stays alive.
+  tx.exec_params("UPDATE entitlement_sync.user_keys SET " + col + "_dead_at = now(), " + col +
+                     "_dead_reason = $3 WHERE user_id = $1 AND " + col + " = $2 AND " + col + "_dead_at IS NULL",
+                 user_id, key, reason);
+}
+
 }  // namespace
+
+void mark_key_dead(pqxx::connection& c, const std::string& user_id, store::key_kind kind, const std::string& key,
+                   const std::string& reason) {
+  pqxx::work tx(c);
+  mark_key_dead_in(tx, user_id, kind, key, reason);
+  tx.exec_params(
+      "UPDATE entitlement_sync.users SET last_error = $2, last_error_at = now() WHERE user_id = $1", user_id,
+      reason);
+  tx.commit();
+}
+
+bool store_renewed_key(pqxx::connection& c, const std::string& user_id, store::key_kind kind,
+                       const std::string& old_key, const std::string& new_key, store::store_time issued_at,
+                       store::store_time expires_at) {
+  const std::string col = column(kind);
+  pqxx::work tx(c);
+  auto r = tx.exec_params("UPDATE entitlement_sync.user_keys SET " + col + " = $3, " + col +
+                              "_issued_at = $4::timestamptz, " + col + "_expires_at = $5::timestamptz, " + col +
+                              "_renewed_at = now(), updated_at = now() WHERE user_id = $1 AND " + col + " = $2",
+                          user_id, old_key, new_key, store::to_pg_timestamptz(issued_at),
+                          store::to_pg_timestamptz(expires_at));
+  tx.commit();
+  return r.affected_rows() == 1;
+}
+
+std::vector<key_due> keys_due_for_renewal(pqxx::connection& c, std::chrono::seconds renew_after,
+                                          std::chrono::seconds renew_before_expiry,
+                                          std::chrono::seconds keep_alive_for, int limit) {
+  pqxx::read_transaction tx(c);
+  std::vector<key_due> out;
+  for (auto kind : {store::key_kind::collections, store::key_kind::purchase}) {
+    const std::string col = column(kind);
+    auto rows = tx.exec_params(
+        "SELECT k.user_id, k." + col + ", k." + col + "_expires_at FROM entitlement_sync.user_keys k "
+        "JOIN entitlement_sync.users u USING (user_id) "
+        "WHERE k." + col + " IS NOT NULL AND k." + col + "_dead_at IS NULL AND k." + col + "_expires_at > now() "
+        "  AND (k." + col + "_issued_at < now() - make_interval(secs => $1) "
+        "       OR k." + col + "_expires_at < now() + make_interval(secs => $2)) "
+        "  AND u.last_upload_at > now() - make_interval(secs => $3) "
+        "  AND NOT EXISTS (SELECT 1 FROM entitlement_sync.key_uploads q "
+        "                  WHERE q.user_id = k.user_id AND q.state = 'running') "
+        "ORDER BY k." + col + "_expires_at LIMIT $4",
+        static_cast<double>(renew_after.count()), static_cast<double>(renew_before_expiry.count()),
+        static_cast<double>(keep_alive_for.count()), limit);
+    for (const auto& row : rows)
+      out.push_back(key_due{row[0].as<std::string>(), kind, row[1].as<std::string>(), optional_time(row[2])});
+  }
+  std::sort(out.begin(), out.end(), [](const key_due& a, const key_due& b) { return a.expires_at < b.expires_at; });
+  if (out.size() > static_cast<std::size_t>(limit)) out.resize(static_cast<std::size_t>(limit));
+  return out;
+}
 
 std::string to_pg_bigint_array(const std::vector<std::int64_t>& ids) {
   std::string out = "{";
@@ -125,7 +193,7 @@ std::vector<sync_job> claim_jobs(pqxx::connection& c, const claim_options& o) {
     if (!row["collections_key"].is_null()) {
       std::optional<store::store_time> issued, expires;
       auto problem = check_uploaded_key(row["collections_key"].as<std::string>(), store::key_kind::collections,
-                                        id, now_s, issued, expires);
+                                        id, now_s, o.expected_client_id, issued, expires);
       if (problem.empty()) {
         keys.collections = row["collections_key"].as<std::string>();
         keys.c_issued = issued;
@@ -137,7 +205,7 @@ std::vector<sync_job> claim_jobs(pqxx::connection& c, const claim_options& o) {
     if (!row["purchase_key"].is_null()) {
       std::optional<store::store_time> issued, expires;
       auto problem = check_uploaded_key(row["purchase_key"].as<std::string>(), store::key_kind::purchase, id,
-                                        now_s, issued, expires);
+                                        now_s, o.expected_client_id, issued, expires);
       if (problem.empty()) {
         keys.purchase = row["purchase_key"].as<std::string>();
         keys.p_issued = issued;
@@ -164,11 +232,18 @@ std::vector<sync_job> claim_jobs(pqxx::connection& c, const claim_options& o) {
         "    THEN k.collections_key_issued_at ELSE EXCLUDED.collections_key_issued_at END, "
         "  collections_key_expires_at = CASE WHEN EXCLUDED.collections_key IS NULL "
         "    THEN k.collections_key_expires_at ELSE EXCLUDED.collections_key_expires_at END, "
+        "  collections_key_dead_at = CASE WHEN EXCLUDED.collections_key IS NULL "
+        "    THEN k.collections_key_dead_at END, "
+        "  collections_key_dead_reason = CASE WHEN EXCLUDED.collections_key IS NULL "
+        "    THEN k.collections_key_dead_reason END, "
         "  purchase_key = coalesce(EXCLUDED.purchase_key, k.purchase_key), "
         "  purchase_key_issued_at = CASE WHEN EXCLUDED.purchase_key IS NULL "
         "    THEN k.purchase_key_issued_at ELSE EXCLUDED.purchase_key_issued_at END, "
         "  purchase_key_expires_at = CASE WHEN EXCLUDED.purchase_key IS NULL "
         "    THEN k.purchase_key_expires_at ELSE EXCLUDED.purchase_key_expires_at END, "
+        "  purchase_key_dead_at = CASE WHEN EXCLUDED.purchase_key IS NULL THEN k.purchase_key_dead_at END, "
+        "  purchase_key_dead_reason = CASE WHEN EXCLUDED.purchase_key IS NULL "
+        "    THEN k.purchase_key_dead_reason END, "
         "  updated_at = now()",
         user, keys.collections, ts(keys.c_issued), ts(keys.c_expires), keys.purchase, ts(keys.p_issued),
         ts(keys.p_expires));
@@ -185,8 +260,12 @@ std::vector<sync_job> claim_jobs(pqxx::connection& c, const claim_options& o) {
                  users_literal);
 
   auto state = tx.exec_params(
-      "SELECT u.user_id, u.watermark, k.collections_key, k.collections_key_expires_at, k.purchase_key, "
-      "  k.purchase_key_expires_at "
+      "SELECT u.user_id, u.watermark, k.collections_key, k.collections_key_issued_at, "
+      "  k.collections_key_expires_at, k.purchase_key, k.purchase_key_issued_at, k.purchase_key_expires_at, "
+      "  to_char(k.collections_key_dead_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS') || ' UTC (' || "
+      "    k.collections_key_dead_reason || ')' AS collections_key_dead, "
+      "  to_char(k.purchase_key_dead_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS') || ' UTC (' || "
+      "    k.purchase_key_dead_reason || ')' AS purchase_key_dead "
       "FROM entitlement_sync.users u LEFT JOIN entitlement_sync.user_keys k USING (user_id) "
       "WHERE u.user_id = ANY($1::text[])",
       users_literal);
@@ -196,9 +275,14 @@ std::vector<sync_job> claim_jobs(pqxx::connection& c, const claim_options& o) {
     auto& job = it->second;
     job.watermark = optional_time(row["watermark"]);
     if (!row["collections_key"].is_null()) job.collections_key = row["collections_key"].as<std::string>();
+    job.collections_key_issued_at = optional_time(row["collections_key_issued_at"]);
     job.collections_key_expires_at = optional_time(row["collections_key_expires_at"]);
+    if (!row["collections_key_dead"].is_null())
+      job.collections_key_dead = row["collections_key_dead"].as<std::string>();
     if (!row["purchase_key"].is_null()) job.purchase_key = row["purchase_key"].as<std::string>();
+    job.purchase_key_issued_at = optional_time(row["purchase_key_issued_at"]);
     job.purchase_key_expires_at = optional_time(row["purchase_key_expires_at"]);
+    if (!row["purchase_key_dead"].is_null()) job.purchase_key_dead = row["purchase_key_dead"].as<std::string>();
   }
   tx.commit();
 
@@ -230,7 +314,8 @@ bool hand_back_job(pqxx::connection& c, const sync_job& job, const std::string& 
 }
 
 bool fail_job(pqxx::connection& c, const sync_job& job, const std::string& owner, const std::string& reason,
-              std::optional<std::chrono::system_clock::time_point> retry_at, int max_attempts) {
+              std::optional<std::chrono::system_clock::time_point> retry_at, int max_attempts,
+              std::optional<store::key_kind> dead_key) {
   const bool final = !retry_at || job.attempts >= max_attempts;
   pqxx::work tx(c);
   pqxx::result r;
@@ -253,6 +338,10 @@ bool fail_job(pqxx::connection& c, const sync_job& job, const std::string& owner
         to_pg_bigint_array(job.event_ids), owner, when, reason);
   }
   if (r.affected_rows() == 0) return false;  // no longer ours: leave the other worker's outcome alone
+  if (dead_key) {
+    const auto& key = *dead_key == store::key_kind::collections ? job.collections_key : job.purchase_key;
+    if (key) mark_key_dead_in(tx, job.user_id, *dead_key, *key, reason);
+  }
   tx.exec_params(
       "UPDATE entitlement_sync.users SET last_error = $2, last_error_at = now() WHERE user_id = $1",
       job.user_id, user_error);

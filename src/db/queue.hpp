@@ -17,6 +17,7 @@
 
 #include "store/collections.hpp"
 #include "store/store_date.hpp"
+#include "store/store_id_key.hpp"
 
 namespace esd::db {
 
@@ -27,9 +28,11 @@ struct sync_job {
   int attempts = 0;                     // including this one
   std::vector<std::string> key_problems;  // uploaded keys that could not be taken, in plain words
   std::optional<std::string> collections_key;
-  std::optional<store::store_time> collections_key_expires_at;
+  std::optional<store::store_time> collections_key_issued_at, collections_key_expires_at;
+  std::optional<std::string> collections_key_dead;  // why and since when the Store refused it
   std::optional<std::string> purchase_key;
-  std::optional<store::store_time> purchase_key_expires_at;
+  std::optional<store::store_time> purchase_key_issued_at, purchase_key_expires_at;
+  std::optional<std::string> purchase_key_dead;
   std::optional<store::store_time> watermark;
 };
 
@@ -37,6 +40,7 @@ struct claim_options {
   int limit = 64;                       // players
   std::string owner;                    // this daemon's name in claimed_by
   std::chrono::seconds lease{900};
+  std::string expected_client_id;       // a key made for another Entra app is refused (InconsistentClientId)
 };
 
 std::vector<sync_job> claim_jobs(pqxx::connection& c, const claim_options& o);
@@ -55,8 +59,34 @@ bool complete_job(pqxx::connection& c, const sync_job& job, const std::string& o
 // Records a failure on the events and on the player. With retry_at, the events wait until then (unless
 // attempts reached max_attempts, which makes the failure final); without it the failure is final.
 // Returns true when the events ended in `failed`.
+// dead_key marks the player's stored key of that kind as refused by the Store: it is never sent again
+// until a new one is uploaded.
 bool fail_job(pqxx::connection& c, const sync_job& job, const std::string& owner, const std::string& reason,
-              std::optional<std::chrono::system_clock::time_point> retry_at, int max_attempts);
+              std::optional<std::chrono::system_clock::time_point> retry_at, int max_attempts,
+              std::optional<store::key_kind> dead_key = std::nullopt);
+
+// A renewed key replaces the stored one, unless a newer upload replaced it meanwhile (old_key no longer
+// stored). Returns true when stored.
+bool store_renewed_key(pqxx::connection& c, const std::string& user_id, store::key_kind kind,
+                       const std::string& old_key, const std::string& new_key, store::store_time issued_at,
+                       store::store_time expires_at);
+
+// Marks a stored key dead outside a sync (the renewal sweep).
+void mark_key_dead(pqxx::connection& c, const std::string& user_id, store::key_kind kind, const std::string& key,
+                   const std::string& reason);
+
+struct key_due {
+  std::string user_id;
+  store::key_kind kind;
+  std::string key;
+  std::optional<store::store_time> expires_at;
+};
+
+// Live keys of players seen within keep_alive_for that are due for renewal and not being synced right
+// now, soonest expiry first.
+std::vector<key_due> keys_due_for_renewal(pqxx::connection& c, std::chrono::seconds renew_after,
+                                          std::chrono::seconds renew_before_expiry,
+                                          std::chrono::seconds keep_alive_for, int limit);
 
 // Gives the events back to the queue untouched (shutdown): they do not count as an attempt.
 bool hand_back_job(pqxx::connection& c, const sync_job& job, const std::string& owner);

@@ -19,6 +19,7 @@
 #include "db/notification_listener.hpp"
 #include "db/queue.hpp"
 #include "ops/log.hpp"
+#include "sync/key_renewal.hpp"
 #include "sync/player_sync.hpp"
 
 namespace esd::sync {
@@ -56,6 +57,7 @@ class daemon {
     if (stopping_) return;
     log::info(std::string("stopping: ") + why + " " + log::field("in_flight", static_cast<long long>(in_flight_)));
     stopping_ = true;
+    sweep_timer_.cancel();
     wake();
   }
 
@@ -68,7 +70,7 @@ class daemon {
       if (free > 0) {
         try {
           // Named, not a temporary inside co_await: GCC 12 destroys such temporaries twice.
-          const db::claim_options options{free, owner_, claim_lease()};
+          const db::claim_options options{free, owner_, claim_lease(), cfg_.entra.client_id};
           auto claim = [&options](pqxx::connection& c) { return db::claim_jobs(c, options); };
           auto jobs = co_await db_.run(claim);
           claimed = jobs.size();
@@ -143,13 +145,28 @@ class daemon {
       ~unregister() { jobs->erase(job); }
     } guard{in_flight_jobs_, &job};
     const auto started = std::chrono::steady_clock::now();
-    auto result = co_await sync_player(job, gateway_, tokens_);
+    auto report = co_await sync_player(job, gateway_, tokens_);
+    auto& result = report.result;
     const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started);
     std::string common = log::field("user", job.user_id) + " " +
                          log::field("events", static_cast<long long>(job.event_ids.size())) + " " +
                          log::field("first_event", job.event_ids.front()) + " " +
                          log::field("attempt", job.attempts) + " " + (job.full_sync ? "full=1 " : "");
     try {
+      // Renewed keys first, whatever the outcome: after a renewal the old key may no longer work.
+      for (const auto& r : report.renewed) {
+        auto store_key = [&r, user = job.user_id](pqxx::connection& c) {
+          return db::store_renewed_key(c, user, r.kind, r.old_key, r.new_key, r.issued_at, r.expires_at);
+        };
+        co_await db_.run(store_key);
+      }
+      for (const auto& d : report.dead) {
+        auto mark = [&d, user = job.user_id](pqxx::connection& c) {
+          db::mark_key_dead(c, user, d.kind, d.key, d.reason);
+          return true;
+        };
+        co_await db_.run(mark);
+      }
       if (auto* ok = std::get_if<db::sync_outcome>(&result)) {
         // Jobs capture nothing of the daemon: after a shutdown timeout they may run once it is gone.
         auto complete = [&job, ok, owner = owner_](pqxx::connection& c) {
@@ -167,7 +184,7 @@ class daemon {
           retry_at = std::chrono::system_clock::now() + retry_delay(job.attempts, cfg_.sync.retry_base,
                                                                     cfg_.sync.retry_cap, failure.retry_after, rng_);
         auto fail = [&job, &failure, &retry_at, owner = owner_, max = cfg_.sync.max_attempts](pqxx::connection& c) {
-          return db::fail_job(c, job, owner, failure.reason, retry_at, max);
+          return db::fail_job(c, job, owner, failure.reason, retry_at, max, failure.dead_key);
         };
         bool final = co_await db_.run(fail);
         auto line = "sync " + common + log::field("duration_ms", static_cast<long long>(ms.count())) + " " +
@@ -180,6 +197,76 @@ class daemon {
     }
   }
 
+  // Keeps stored keys alive between logins: each round renews at most sweep_batch keys of players seen
+  // within keep_alive_for, spaced evenly over the round, so renewals never come as a burst.
+  asio::awaitable<void> renewal_sweep() {
+    const auto& k = cfg_.keys;
+    if (k.keep_alive_for.count() == 0) co_return;
+    auto pause = [this](std::chrono::milliseconds d) -> asio::awaitable<void> {
+      if (stopping_) co_return;
+      sweep_timer_.expires_after(d);
+      co_await sweep_timer_.async_wait(asio::as_tuple(asio::use_awaitable));
+    };
+    const auto round = std::chrono::duration_cast<std::chrono::milliseconds>(k.sweep_interval);
+    const auto spacing = round / std::max(k.sweep_batch, 1);
+    co_await pause(std::min(round, std::chrono::milliseconds(2000)));  // let the first claims go first
+    while (!stopping_) {
+      const auto round_start = std::chrono::steady_clock::now();
+      std::vector<db::key_due> due;
+      try {
+        auto find = [&k](pqxx::connection& c) {
+          return db::keys_due_for_renewal(c, k.renew_after, k.renew_before_expiry, k.keep_alive_for, k.sweep_batch);
+        };
+        due = co_await db_.run(find);
+      } catch (const std::exception& e) {
+        log::warning(std::string("keys: sweep query failed: ") + e.what());
+      }
+      for (const auto& d : due) {
+        if (stopping_) co_return;
+        auto r = co_await renew_store_id_key(d.key, d.kind, gateway_, tokens_);
+        const std::string who = log::field("user", d.user_id) + " " + log::field("key", store::to_string(d.kind));
+        try {
+          if (r.outcome == renewal_result::status::renewed) {
+            auto store_key = [&d, &r](pqxx::connection& c) {
+              return db::store_renewed_key(c, d.user_id, d.kind, d.key, r.key, r.issued_at, r.expires_at);
+            };
+            co_await db_.run(store_key);
+            log::info("keys: sweep renewed " + who);
+          } else if (r.outcome == renewal_result::status::dead) {
+            auto mark = [&d, &r](pqxx::connection& c) {
+              db::mark_key_dead(c, d.user_id, d.kind, d.key, r.reason);
+              return true;
+            };
+            co_await db_.run(mark);
+            log::warning("keys: sweep " + who + " " + log::field("reason", r.reason));
+          } else {
+            log::warning("keys: sweep could not renew " + who + " " + log::field("reason", r.reason));
+          }
+        } catch (const std::exception& e) {
+          log::warning("keys: sweep could not store the renewal of " + who + ": " + e.what());
+        }
+        co_await pause(r.retry_after ? std::max(spacing, std::chrono::duration_cast<std::chrono::milliseconds>(*r.retry_after))
+                                     : spacing);
+      }
+      const auto spent = std::chrono::steady_clock::now() - round_start;
+      if (spent < round)
+        co_await pause(std::chrono::duration_cast<std::chrono::milliseconds>(round - spent));
+    }
+  }
+
+ public:
+  void start_sweep() {
+    asio::co_spawn(io_, renewal_sweep(), [](std::exception_ptr e) {
+      if (!e) return;
+      try {
+        std::rethrow_exception(e);
+      } catch (const std::exception& ex) {
+        log::error(std::string("keys: sweep stopped: ") + ex.what());
+      }
+    });
+  }
+
+ private:
   asio::awaitable<void> finish_in_flight() {
     const auto deadline = std::chrono::steady_clock::now() + cfg_.sync.shutdown_timeout;
     asio::steady_timer t(io_);
@@ -220,6 +307,7 @@ class daemon {
   entra_token_cache& tokens_;
   std::string owner_;
   asio::steady_timer wake_timer_;
+  asio::steady_timer sweep_timer_{io_};
   std::mt19937_64 rng_;
   int in_flight_ = 0;
   int claim_failures_ = 0;
@@ -285,6 +373,7 @@ int run_daemon(const config::config& cfg, const run_options& opts) {
 
   log::info("started " + log::field("owner", d.owner()) + " " + log::field("concurrency", cfg.sync.concurrency) +
             (opts.drain ? " mode=drain" : " mode=run"));
+  if (!opts.drain) d.start_sweep();
   int status = 1;
   asio::co_spawn(io, d.dispatch(), [&](std::exception_ptr e, int s) {
     status = s;

@@ -9,7 +9,9 @@
 #include <unordered_map>
 
 #include "store/collections.hpp"
+#include "ops/log.hpp"
 #include "store/store_error.hpp"
+#include "sync/key_renewal.hpp"
 
 namespace esd::sync {
 
@@ -25,9 +27,9 @@ std::int64_t now_micros() {
 
 std::string utc(store::store_time t) { return store::to_pg_timestamptz(t).substr(0, 19) + " UTC"; }
 
-sync_failure permanent(std::string reason) { return {failure_kind::permanent, std::move(reason), std::nullopt}; }
+sync_failure permanent(std::string reason) { return {failure_kind::permanent, std::move(reason), std::nullopt, std::nullopt}; }
 sync_failure transient(std::string reason, std::optional<std::chrono::seconds> after = std::nullopt) {
-  return {failure_kind::transient, std::move(reason), after};
+  return {failure_kind::transient, std::move(reason), after, std::nullopt};
 }
 
 // What a non-200 answer from the collections API means for this player.
@@ -41,10 +43,20 @@ sync_failure classify_store_answer(const net::http_response& resp) {
       after = parse_retry_after(it->second, std::chrono::system_clock::now());
     return transient("the Store is throttling requests for this player (HTTP 429)", after);
   }
-  if (resp.status == 401 && err.inner_code == "AuthenticationTokenInvalid")
-    return permanent(
+  if (resp.status == 401 && err.inner_code == "AuthenticationTokenInvalid") {
+    auto f = permanent(
         "the Store rejected the collections key (AuthenticationTokenInvalid): the key has expired or was not "
         "issued for this app; the game client must request a new key and upload it");
+    f.dead_key = store::key_kind::collections;
+    return f;
+  }
+  if (resp.status == 401 && err.inner_code == "InconsistentClientId") {
+    auto f = permanent(
+        "the Store says the collections key was created for another Entra application (InconsistentClientId); "
+        "the game client must request its key with the client id in [entra] client_id");
+    f.dead_key = store::key_kind::collections;
+    return f;
+  }
   if (resp.status == 400)
     return permanent("the Store refused the collections query (HTTP 400 " + detail + ")");
   if (resp.status >= 500)
@@ -61,8 +73,57 @@ std::optional<store::store_time> modified_after_for(const db::sync_job& job, std
                            std::chrono::duration_cast<std::chrono::microseconds>(overlap).count()};
 }
 
+asio::awaitable<std::variant<db::sync_outcome, sync_failure>> sync_collections(const db::sync_job& job,
+                                                                               store_gateway& gateway,
+                                                                               entra_token_cache& tokens,
+                                                                               player_sync_result& report);
+
+namespace {
+
+// Renews a key that is getting old. A renewal that fails leaves the current key in use while it lasts.
+asio::awaitable<void> renew_if_due(const db::sync_job& job, store::key_kind kind, std::string& key,
+                                   const std::optional<store::store_time>& issued,
+                                   const std::optional<store::store_time>& expires, store_gateway& gateway,
+                                   entra_token_cache& tokens, player_sync_result& report) {
+  const auto& k = gateway.cfg().keys;
+  if (!renewal_due(issued, expires, k.renew_after, k.renew_before_expiry, store::store_time{now_micros()}))
+    co_return;
+  auto r = co_await renew_store_id_key(key, kind, gateway, tokens);
+  const std::string who = log::field("user", job.user_id) + " " + log::field("key", store::to_string(kind));
+  switch (r.outcome) {
+    case renewal_result::status::renewed:
+      log::info("keys: renewed " + who + " " + log::field("expires", utc(r.expires_at)));
+      report.renewed.push_back(renewed_key{kind, key, r.key, r.issued_at, r.expires_at});
+      key = r.key;
+      break;
+    case renewal_result::status::dead:
+      report.dead.push_back(dead_key{kind, key, r.reason});
+      log::warning("keys: " + who + " " + log::field("reason", r.reason));
+      break;
+    case renewal_result::status::refused_host:
+    case renewal_result::status::failed:
+      log::warning("keys: not renewed " + who + " " + log::field("reason", r.reason));
+      break;
+  }
+}
+
+}  // namespace
+
 asio::awaitable<player_sync_result> sync_player(const db::sync_job& job, store_gateway& gateway,
                                                 entra_token_cache& tokens) {
+  player_sync_result report;
+  report.result = co_await sync_collections(job, gateway, tokens, report);
+  co_return report;
+}
+
+// GCC 12 misreads Asio's coroutine frame allocator in this function as a new/delete mismatch (a known
+// false positive for coroutines); the frame is allocated and freed by the same awaitable_frame_base.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+asio::awaitable<std::variant<db::sync_outcome, sync_failure>> sync_collections(const db::sync_job& job,
+                                                                               store_gateway& gateway,
+                                                                               entra_token_cache& tokens,
+                                                                               player_sync_result& report) {
   const auto& cfg = gateway.cfg();
   if (!job.key_problems.empty()) {
     std::string reason = job.key_problems.front();
@@ -73,12 +134,33 @@ asio::awaitable<player_sync_result> sync_player(const db::sync_job& job, store_g
     co_return permanent(
         "no collections key is stored for this player: the game backend must insert the player's "
         "UserCollectionsId into entitlement_sync.key_uploads");
+  if (job.collections_key_dead)
+    co_return permanent("the collections key was refused by the Store at " + *job.collections_key_dead +
+                        "; the game client must request a new key from the Store and upload it");
   if (job.collections_key_expires_at && job.collections_key_expires_at->micros <= now_micros())
     co_return permanent("the collections key expired at " + utc(*job.collections_key_expires_at) +
                         "; the game client must request a new key from the Store and upload it");
 
+  std::string collections_key = *job.collections_key;
+  co_await renew_if_due(job, store::key_kind::collections, collections_key, job.collections_key_issued_at,
+                        job.collections_key_expires_at, gateway, tokens, report);
+  for (const auto& d : report.dead) {
+    if (d.kind == store::key_kind::collections) {
+      auto f = permanent(d.reason);
+      f.dead_key = store::key_kind::collections;
+      report.dead.clear();
+      co_return f;
+    }
+  }
+  if (job.purchase_key && !job.purchase_key_dead &&
+      (!job.purchase_key_expires_at || job.purchase_key_expires_at->micros > now_micros())) {
+    std::string purchase_key = *job.purchase_key;
+    co_await renew_if_due(job, store::key_kind::purchase, purchase_key, job.purchase_key_issued_at,
+                          job.purchase_key_expires_at, gateway, tokens, report);
+  }
+
   store::collections_query_v6 query;
-  query.collections_key = *job.collections_key;
+  query.collections_key = collections_key;
   query.modified_after = modified_after_for(job, cfg.sync.watermark_overlap);
   query.product_types = cfg.store.product_types;
   query.max_page_size = cfg.store.max_page_size;
@@ -154,5 +236,7 @@ asio::awaitable<player_sync_result> sync_player(const db::sync_job& job, store_g
     outcome.max_modified = store::store_time{now_micros()};
   co_return outcome;
 }
+
+#pragma GCC diagnostic pop
 
 }  // namespace esd::sync

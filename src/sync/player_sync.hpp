@@ -14,7 +14,22 @@
 
 namespace esd::sync {
 
-using player_sync_result = std::variant<db::sync_outcome, sync_failure>;
+struct renewed_key {
+  store::key_kind kind;
+  std::string old_key, new_key;
+  store::store_time issued_at, expires_at;
+};
+
+struct dead_key {
+  store::key_kind kind;
+  std::string key, reason;
+};
+
+struct player_sync_result {
+  std::variant<db::sync_outcome, sync_failure> result;
+  std::vector<renewed_key> renewed;  // to store whatever the outcome: the old keys may be gone
+  std::vector<dead_key> dead;        // keys the Store refused along the way (besides a failure's own)
+};
 
 boost::asio::awaitable<player_sync_result> sync_player(const db::sync_job& job, store_gateway& gateway,
                                                        entra_token_cache& tokens);

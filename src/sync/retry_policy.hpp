@@ -7,6 +7,8 @@
 #include <string>
 #include <string_view>
 
+#include "store/store_id_key.hpp"
+
 namespace esd::sync {
 
 enum class failure_kind {
@@ -18,6 +20,7 @@ struct sync_failure {
   failure_kind kind = failure_kind::transient;
   std::string reason;  // for user_status.last_error: plain words, never a key or token
   std::optional<std::chrono::seconds> retry_after;  // the Store's Retry-After, when it sent one
+  std::optional<store::key_kind> dead_key;           // the Store refused this key of the player's
 };
 
 // Exponential backoff with a cap and jitter: attempt 1 waits about base, each next one twice as long,

@@ -1,0 +1,92 @@
+#include "sync/key_renewal.hpp"
+
+#include <boost/json.hpp>
+
+#include "ops/log.hpp"
+#include "store/store_error.hpp"
+#include "sync/retry_policy.hpp"
+
+namespace esd::sync {
+
+namespace asio = boost::asio;
+namespace json = boost::json;
+
+bool renewal_due(std::optional<store::store_time> issued_at, std::optional<store::store_time> expires_at,
+                 std::chrono::seconds renew_after, std::chrono::seconds renew_before_expiry,
+                 store::store_time now) {
+  using std::chrono::microseconds;
+  if (issued_at && now.micros - issued_at->micros >= std::chrono::duration_cast<microseconds>(renew_after).count())
+    return true;
+  if (expires_at && expires_at->micros - now.micros <=
+                        std::chrono::duration_cast<microseconds>(renew_before_expiry).count())
+    return true;
+  return false;
+}
+
+asio::awaitable<renewal_result> renew_store_id_key(const std::string& key, store::key_kind kind,
+                                                   store_gateway& gateway, entra_token_cache& tokens) {
+  renewal_result result;
+  const std::string what = std::string(store::to_string(kind)) + " key";
+  auto decoded = store::decode_store_id_key(key);
+  if (!decoded) {
+    result.reason = "the stored " + what + " cannot be renewed: " + decoded.error;
+    co_return result;
+  }
+  const auto& refresh_uri = decoded.claims->refresh_uri;
+  if (!gateway.allowed(refresh_uri)) {
+    auto u = net::parse_https_url(refresh_uri);
+    result.outcome = renewal_result::status::refused_host;
+    result.reason = "refused to renew the " + what + " at " + (u ? "host " + u->host : std::string("an invalid URL")) +
+                    ": its refreshUri is not one of the configured Store endpoints";
+    co_return result;
+  }
+  auto token = co_await tokens.get(gateway.cfg().entra.audience);
+  if (!token.access_token) {
+    result.reason = token.error;
+    co_return result;
+  }
+  net::http_request req;
+  req.method = "POST";
+  req.url = refresh_uri;
+  req.headers.emplace_back("Authorization", "Bearer " + *token.access_token);
+  req.headers.emplace_back("Content-Type", "application/json");
+  req.body = json::serialize(json::object{{"serviceTicket", *token.access_token}, {"key", key}});
+  auto [ec, resp] = co_await gateway.send(std::move(req));
+  if (ec) {
+    result.reason = "renewing the " + what + " failed: " + ec.message();
+    co_return result;
+  }
+  if (resp.status != 200) {
+    auto err = store::parse_store_error_body(resp.body);
+    if (resp.status == 401 && (err.inner_code == "AuthenticationTokenInvalid" || err.code == "AuthenticationTokenInvalid")) {
+      result.outcome = renewal_result::status::dead;
+      result.reason = "the Store refused to renew the " + what +
+                      " (AuthenticationTokenInvalid): the game client must request a new key and upload it";
+      co_return result;
+    }
+    if (auto it = resp.headers.find("retry-after"); it != resp.headers.end())
+      result.retry_after = parse_retry_after(it->second, std::chrono::system_clock::now());
+    result.reason = "renewing the " + what + " failed (HTTP " + std::to_string(resp.status) +
+                    (err.inner_code.empty() ? "" : " " + err.inner_code) + ")";
+    co_return result;
+  }
+  std::string new_key;
+  try {
+    auto v = json::parse(resp.body);
+    if (auto* k = v.as_object().if_contains("key"); k && k->is_string()) new_key = std::string(k->as_string());
+  } catch (const std::exception&) {
+  }
+  auto fresh = store::decode_store_id_key(new_key);
+  if (!fresh || fresh.claims->kind != kind) {
+    result.reason = "the Store's answer to renewing the " + what + " held no usable key" +
+                    (fresh ? std::string() : std::string(": ") + fresh.error);
+    co_return result;
+  }
+  result.outcome = renewal_result::status::renewed;
+  result.key = std::move(new_key);
+  result.issued_at = store::store_time{fresh.claims->issued_at * 1'000'000};
+  result.expires_at = store::store_time{fresh.claims->expires_at * 1'000'000};
+  co_return result;
+}
+
+}  // namespace esd::sync

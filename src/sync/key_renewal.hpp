@@ -1,0 +1,36 @@
+// Renewing a Microsoft Store ID key at the refreshUri its claims name, with the service token.
+//
+// The refreshUri claim is untrusted input and the renew body carries the service token: we renew only at
+// a host of the configured Store URLs, and refuse anything else without sending a byte.
+#pragma once
+
+#include <boost/asio/awaitable.hpp>
+
+#include <chrono>
+#include <optional>
+#include <string>
+
+#include "store/store_date.hpp"
+#include "store/store_id_key.hpp"
+#include "sync/entra_token_cache.hpp"
+#include "sync/store_gateway.hpp"
+
+namespace esd::sync {
+
+struct renewal_result {
+  enum class status { renewed, refused_host, dead, failed } outcome = status::failed;
+  std::string key;                // the new key, when renewed
+  store::store_time issued_at{}, expires_at{};
+  std::string reason;             // in words, never containing a key or token
+  std::optional<std::chrono::seconds> retry_after;
+};
+
+// Due when older than renew_after (from iat) or within renew_before_expiry of exp.
+bool renewal_due(std::optional<store::store_time> issued_at, std::optional<store::store_time> expires_at,
+                 std::chrono::seconds renew_after, std::chrono::seconds renew_before_expiry,
+                 store::store_time now);
+
+boost::asio::awaitable<renewal_result> renew_store_id_key(const std::string& key, store::key_kind kind,
+                                                          store_gateway& gateway, entra_token_cache& tokens);
+
+}  // namespace esd::sync

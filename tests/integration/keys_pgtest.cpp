@@ -1,0 +1,228 @@
+// Keys and credentials: renewal on use and by the sweep, untrusted refreshUri, dead keys, client id
+// checks, least-privilege roles, and no credential in any log line.
+#define BOOST_TEST_MODULE keys
+#include <boost/asio.hpp>
+#include <boost/json.hpp>
+#include <boost/test/unit_test.hpp>
+
+#include <signal.h>
+
+#include <atomic>
+#include <thread>
+
+#include "harness/harness.hpp"
+
+using namespace esd::test;
+using namespace std::chrono_literals;
+
+namespace {
+
+long long now_s() {
+  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+struct shared_env {
+  shared_env() : env({}, "[sync]\nretry_base = 1s\n") { instance = &env; }
+  environment env;
+  static environment* instance;
+};
+environment* shared_env::instance = nullptr;
+BOOST_TEST_GLOBAL_FIXTURE(shared_env);
+environment& E() { return *shared_env::instance; }
+
+long long count(const std::string& sql) { return query_count(E().pg.url(), sql); }
+std::optional<std::string> value(const std::string& sql) { return query_value(E().pg.url(), sql); }
+
+// Every Store ID key and Entra token here is a JWT ("eyJ..."): none may appear in a log.
+void no_credentials_in(const std::string& log) {
+  BOOST_TEST(log.find("eyJ") == std::string::npos, "a JWT reached the log: " << log);
+  BOOST_TEST(log.find("test-client-secret") == std::string::npos);
+}
+
+process_result drain_ok() {
+  auto r = E().drain();
+  BOOST_TEST_REQUIRE(r.exit_code == 0, r.output);
+  no_credentials_in(r.output);
+  return r;
+}
+
+// A TCP listener that counts what reaches it, standing in for a host a hostile refreshUri names.
+class tripwire {
+ public:
+  tripwire() : acceptor_(io_, {boost::asio::ip::make_address("127.0.0.1"), 0}) {
+    accept();
+    thread_ = std::thread([this] { io_.run(); });
+  }
+  ~tripwire() {
+    io_.stop();
+    thread_.join();
+  }
+  unsigned short port() const { return acceptor_.local_endpoint().port(); }
+  int connections() const { return connections_; }
+
+ private:
+  void accept() {
+    acceptor_.async_accept([this](boost::system::error_code ec, boost::asio::ip::tcp::socket) {
+      if (!ec) ++connections_;
+      accept();
+    });
+  }
+  boost::asio::io_context io_;
+  boost::asio::ip::tcp::acceptor acceptor_;
+  std::atomic<int> connections_{0};
+  std::thread thread_;
+};
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(a_key_15_days_old_is_renewed_before_use) {
+  const std::string user = "renew-day-15";
+  E().emu.put_items(user, emulator_instance::make_items("r15", 4));
+  const auto renewals_before = E().emu.stat("renewals");
+  E().upload(user, E().emu.mint_key(user, "collections", now_s() - 15 * 86400, now_s() + 15 * 86400));
+  drain_ok();
+  BOOST_TEST(E().emu.stat("renewals") - renewals_before == 1);
+  BOOST_TEST(count("SELECT count(*) FROM entitlement_sync.user_status WHERE user_id = '" + user +
+                   "' AND collections_key_expires_at > now() + interval '29 days' AND last_error IS NULL") == 1);
+  BOOST_TEST(count("SELECT count(*) FROM entitlement_sync.user_keys WHERE user_id = '" + user +
+                   "' AND collections_key_renewed_at IS NOT NULL AND collections_key_issued_at > now() - interval '1 hour'") == 1);
+  BOOST_TEST(count("SELECT count(*) FROM entitlement_sync.entitlements WHERE user_id = '" + user + "'") == 4);
+
+  // A young key is left alone.
+  const std::string fresh = "renew-not-due";
+  E().upload(fresh, E().emu.mint_key(fresh));
+  const auto before = E().emu.stat("renewals");
+  drain_ok();
+  BOOST_TEST(E().emu.stat("renewals") == before);
+}
+
+BOOST_AUTO_TEST_CASE(a_refresh_uri_at_another_host_receives_nothing) {
+  tripwire listener;
+  const std::string user = "hostile-refresh-uri";
+  E().emu.put_items(user, emulator_instance::make_items("hr", 2));
+  const std::string hostile = "https://127.0.0.1:" + std::to_string(listener.port()) + "/v6.0/b2b/keys/renew";
+  auto body = E().emu.control("POST", "/_emulator/keys",
+                              "{\"userId\":\"" + user + "\",\"kind\":\"collections\",\"issuedAt\":" +
+                                  std::to_string(now_s() - 20 * 86400) + ",\"expiresAt\":" +
+                                  std::to_string(now_s() + 10 * 86400) + ",\"refreshUri\":\"" + hostile + "\"}");
+  const std::string key(boost::json::parse(body).at("key").as_string());
+  E().upload(user, key);
+  auto r = drain_ok();
+  std::this_thread::sleep_for(100ms);
+  BOOST_TEST(listener.connections() == 0);
+  BOOST_TEST(r.output.find("refused to renew the collections key at host 127.0.0.1") != std::string::npos, r.output);
+  // The key itself is still good: the sync goes on with it.
+  BOOST_TEST(count("SELECT count(*) FROM entitlement_sync.entitlements WHERE user_id = '" + user + "'") == 2);
+}
+
+BOOST_AUTO_TEST_CASE(a_key_the_store_refuses_is_dead_until_a_new_one_is_uploaded) {
+  const std::string user = "dead-key-player";
+  E().emu.put_items(user, emulator_instance::make_items("dk", 3));
+  // A key signed by another Store (emulator) instance: well-formed, unexpired, refused with 401.
+  emulator_instance other;
+  E().upload(user, other.mint_key(user));
+  drain_ok();
+  auto err = value("SELECT last_error FROM entitlement_sync.user_status WHERE user_id = '" + user + "'");
+  BOOST_TEST_REQUIRE(err.has_value());
+  BOOST_TEST(err->find("AuthenticationTokenInvalid") != std::string::npos, *err);
+  BOOST_TEST(err->find("must request a new key") != std::string::npos, *err);
+  BOOST_TEST(count("SELECT count(*) FROM entitlement_sync.user_keys WHERE user_id = '" + user +
+                   "' AND collections_key_dead_at IS NOT NULL") == 1);
+  BOOST_TEST(count("SELECT count(*) FROM entitlement_sync.key_uploads WHERE user_id = '" + user +
+                   "' AND state = 'failed' AND attempts = 1") == 1);  // not retried
+
+  // A resync does not send the dead key again, and says since when it is dead.
+  const auto queries = E().emu.stat("queriesByUser", user);
+  exec_sql(E().pg.url(), "SELECT entitlement_sync.request_resync('" + user + "')");
+  drain_ok();
+  BOOST_TEST(E().emu.stat("queriesByUser", user) == queries);
+  err = value("SELECT last_error FROM entitlement_sync.user_status WHERE user_id = '" + user + "'");
+  BOOST_TEST_REQUIRE(err.has_value());
+  BOOST_TEST(err->find("was refused by the Store at 20") != std::string::npos, *err);
+
+  // A new upload brings the player back.
+  E().upload(user, E().emu.mint_key(user));
+  drain_ok();
+  BOOST_TEST(count("SELECT count(*) FROM entitlement_sync.user_status WHERE user_id = '" + user +
+                   "' AND last_error IS NULL") == 1);
+  BOOST_TEST(count("SELECT count(*) FROM entitlement_sync.entitlements WHERE user_id = '" + user + "'") == 3);
+}
+
+BOOST_AUTO_TEST_CASE(a_key_for_another_client_id_is_refused_locally) {
+  const std::string user = "other-app-player";
+  auto body = E().emu.control("POST", "/_emulator/keys",
+                              "{\"userId\":\"" + user + "\",\"kind\":\"collections\",\"clientId\":\"someone-else\"}");
+  const std::string key(boost::json::parse(body).at("key").as_string());
+  E().upload(user, key);
+  drain_ok();
+  auto err = value("SELECT last_error FROM entitlement_sync.user_status WHERE user_id = '" + user + "'");
+  BOOST_TEST_REQUIRE(err.has_value());
+  BOOST_TEST(err->find("InconsistentClientId") != std::string::npos, *err);
+  BOOST_TEST(E().emu.stat("queriesByUser", user) == 0);
+}
+
+BOOST_AUTO_TEST_CASE(the_sweep_renews_keys_between_logins) {
+  const std::string user = "sweep-player";
+  // Synced with renewal effectively off, so the key is still 20 days old afterwards.
+  temp_dir dir("esd-sweep");
+  auto no_renew = write_daemon_config(dir.path(), E().pg.url(), E().emu,
+                                      "[keys]\nrenew_after = 30d\nrenew_before_expiry = 0s\n");
+  E().upload(user, E().emu.mint_key(user, "collections", now_s() - 20 * 86400, now_s() + 10 * 86400));
+  auto r = run_daemon(no_renew, {"run", "--drain"});
+  BOOST_TEST_REQUIRE(r.exit_code == 0, r.output);
+  BOOST_TEST(count("SELECT count(*) FROM entitlement_sync.user_status WHERE user_id = '" + user +
+                   "' AND collections_key_expires_at < now() + interval '11 days'") == 1);
+
+  std::filesystem::create_directories(dir.path() / "s");
+  auto sweeping = write_daemon_config(dir.path() / "s", E().pg.url(), E().emu, "[keys]\nsweep_interval = 2s\nsweep_batch = 20\n");
+  background_process daemon({daemon_paths::daemon_bin(), "--config", sweeping.string(), "run"}, dir.path() / "d.log");
+  const auto deadline = std::chrono::steady_clock::now() + 30s;
+  while (count("SELECT count(*) FROM entitlement_sync.user_status WHERE user_id = '" + user +
+               "' AND collections_key_expires_at > now() + interval '29 days'") == 0 &&
+         std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(100ms);
+  daemon.signal(SIGTERM);
+  BOOST_TEST_REQUIRE(daemon.wait(30s).has_value());
+  BOOST_TEST(count("SELECT count(*) FROM entitlement_sync.user_status WHERE user_id = '" + user +
+                   "' AND collections_key_expires_at > now() + interval '29 days'") == 1);
+  BOOST_TEST(daemon.log().find("keys: sweep renewed user=sweep-player") != std::string::npos, daemon.log());
+  no_credentials_in(daemon.log());
+}
+
+BOOST_AUTO_TEST_CASE(roles_give_each_user_only_what_it_needs) {
+  exec_sql(E().pg.url(),
+           "CREATE ROLE game_backend LOGIN IN ROLE entitlement_reader; "
+           "CREATE ROLE support_desk LOGIN IN ROLE entitlement_admin; "
+           "CREATE ROLE syncd_login LOGIN IN ROLE entitlement_syncd");
+  auto as = [](const std::string& role) {
+    auto url = E().pg.url();
+    return url.replace(url.find("user=postgres"), 13, "user=" + role);
+  };
+  const std::string backend = as("game_backend"), support = as("support_desk");
+  // The game backend: hands over keys, reads entitlements, never reads a key back.
+  exec_sql(backend, "INSERT INTO entitlement_sync.key_uploads (user_id, collections_key) VALUES ('role-player', "
+                    "'" + E().emu.mint_key("role-player") + "')");
+  BOOST_TEST(query_count(backend, "SELECT count(*) FROM entitlement_sync.entitlements") >= 0);
+  BOOST_CHECK_THROW(query_value(backend, "SELECT collections_key FROM entitlement_sync.user_keys LIMIT 1"),
+                    pqxx::insufficient_privilege);
+  BOOST_CHECK_THROW(query_value(backend, "SELECT collections_key FROM entitlement_sync.key_uploads LIMIT 1"),
+                    pqxx::insufficient_privilege);
+  BOOST_CHECK_THROW(exec_sql(backend, "SELECT entitlement_sync.request_resync('role-player')"),
+                    pqxx::insufficient_privilege);
+  // Support: resync and status, the queue without keys; no key.
+  exec_sql(support, "SELECT entitlement_sync.request_resync('role-player')");
+  BOOST_TEST(query_count(support, "SELECT count(*) FROM entitlement_sync.user_status WHERE user_id = 'role-player'") == 1);
+  BOOST_TEST(query_count(support, "SELECT count(*) FROM entitlement_sync.key_uploads WHERE user_id = 'role-player'") == 2);
+  BOOST_CHECK_THROW(query_value(support, "SELECT collections_key FROM entitlement_sync.user_keys LIMIT 1"),
+                    pqxx::insufficient_privilege);
+  BOOST_CHECK_THROW(query_value(support, "SELECT collections_key FROM entitlement_sync.key_uploads LIMIT 1"),
+                    pqxx::insufficient_privilege);
+  BOOST_CHECK_THROW(exec_sql(support, "DELETE FROM entitlement_sync.entitlements"), pqxx::insufficient_privilege);
+  // The daemon's own role runs the whole pipeline.
+  temp_dir dir("esd-roles");
+  auto cfg = write_daemon_config(dir.path(), as("syncd_login"), E().emu);
+  auto r = run_daemon(cfg, {"run", "--drain"});
+  BOOST_TEST(r.exit_code == 0, r.output);
+  BOOST_TEST(count("SELECT count(*) FROM entitlement_sync.user_status WHERE user_id = 'role-player' "
+                   "AND last_synced_at IS NOT NULL AND pending = 0") == 1);
+}
