@@ -3,6 +3,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include "db/queue.hpp"
+#include "sync/key_renewal.hpp"
 #include "sync/player_sync.hpp"
 #include "sync/retry_policy.hpp"
 
@@ -57,4 +58,21 @@ BOOST_AUTO_TEST_CASE(array_literals_quote_every_element) {
   BOOST_TEST(db::to_pg_text_array({"a", "b c", "q\"x", "back\\slash", "NULL", ""}) ==
              R"({"a","b c","q\"x","back\\slash","NULL",""})");
   BOOST_TEST(db::to_pg_bigint_array({1, 22, 333}) == "{1,22,333}");
+}
+
+BOOST_AUTO_TEST_CASE(renewal_is_due_by_age_or_by_nearness_of_expiry) {
+  using esd::store::store_time;
+  const long long day = 86'400'000'000LL;
+  const store_time now{1'800'000'000'000'000LL};
+  auto at = [&](long long days) { return store_time{now.micros + days * day}; };
+  const auto renew_after = std::chrono::seconds(14 * 86400), before = std::chrono::seconds(7 * 86400);
+  BOOST_TEST(!sync::renewal_due(at(-13), at(17), renew_after, before, now));  // 13 days old
+  BOOST_TEST(sync::renewal_due(at(-14), at(16), renew_after, before, now));   // 14 days: due
+  BOOST_TEST(sync::renewal_due(at(-15), at(15), renew_after, before, now));   // day 15
+  BOOST_TEST(sync::renewal_due(at(-1), at(6), renew_after, before, now));     // young, but near its end
+  BOOST_TEST(!sync::renewal_due(std::nullopt, at(8), renew_after, before, now));
+  BOOST_TEST(sync::renewal_due(std::nullopt, at(7), renew_after, before, now));
+  BOOST_TEST(!sync::renewal_due(std::nullopt, std::nullopt, renew_after, before, now));
+  // The old 90-day keys: renewed at 14 days just the same.
+  BOOST_TEST(sync::renewal_due(at(-14), at(76), renew_after, before, now));
 }
