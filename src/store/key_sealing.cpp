@@ -130,7 +130,7 @@ keyring keyring::parse(std::string_view text) {
   keyring ring;
   std::size_t line_no = 0;
   std::vector<std::size_t> id_lines;  // where each entry was defined, for duplicate messages
-  while (!text.empty() || line_no == 0) {
+  while (!text.empty()) {
     ++line_no;
     std::size_t nl = text.find('\n');
     std::string_view line = trim(text.substr(0, nl));
@@ -170,10 +170,9 @@ keyring keyring::parse(std::string_view text) {
     id_lines.push_back(line_no);
   }
   if (ring.entries_.empty())
-    throw std::runtime_error("no key found in " + std::to_string(line_no) +
-                             (line_no == 1 ? " line" : " lines") +
-                             " (all blank or comments); add a line \"KEYID BASE64KEY\", the key from "
-                             "`openssl rand -base64 32`");
+    throw std::runtime_error(
+        "no key found: every line is blank or a comment; add a line \"KEYID BASE64KEY\" with a key from "
+        "`openssl rand -base64 32`");
   return ring;
 }
 
