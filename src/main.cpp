@@ -7,6 +7,7 @@
 #include "db/db_pool.hpp"
 #include "db/migrations.hpp"
 #include "ops/log.hpp"
+#include "store/key_sealing.hpp"
 #include "sync/daemon.hpp"
 
 namespace {
@@ -72,7 +73,17 @@ int main(int argc, char** argv) {
   esd::config::config cfg;
   try {
     cfg = esd::config::load_config(config_path);
-    if (command == "check-config") esd::config::validate_files_and_urls(cfg);
+    if (command == "check-config") {
+      esd::config::validate_files_and_urls(cfg);
+      if (!cfg.security.key_encryption_key_file.empty()) {
+        try {
+          esd::store::keyring::load_file(cfg.security.key_encryption_key_file);
+        } catch (const std::exception& e) {
+          throw esd::config::config_error("security.key_encryption_key_file", 0,
+                                          "[security] key_encryption_key_file: " + std::string(e.what()));
+        }
+      }
+    }
   } catch (const esd::config::config_error& e) {
     std::cerr << "entitlement-syncd: invalid configuration: " << e.what() << "\n";
     return 2;

@@ -87,7 +87,8 @@ bool store_renewed_key(pqxx::connection& c, const std::string& user_id, store::k
 
 std::vector<key_due> keys_due_for_renewal(pqxx::connection& c, std::chrono::seconds renew_after,
                                           std::chrono::seconds renew_before_expiry,
-                                          std::chrono::seconds keep_alive_for, int limit) {
+                                          std::chrono::seconds keep_alive_for, int limit,
+                                          const key_codec* codec) {
   pqxx::read_transaction tx(c);
   std::vector<key_due> out;
   for (auto kind : {store::key_kind::collections, store::key_kind::purchase}) {
@@ -104,8 +105,12 @@ std::vector<key_due> keys_due_for_renewal(pqxx::connection& c, std::chrono::seco
         "ORDER BY k." + col + "_expires_at LIMIT $4",
         static_cast<double>(renew_after.count()), static_cast<double>(renew_before_expiry.count()),
         static_cast<double>(keep_alive_for.count()), limit);
-    for (const auto& row : rows)
-      out.push_back(key_due{row[0].as<std::string>(), kind, row[1].as<std::string>(), optional_time(row[2])});
+    for (const auto& row : rows) {
+      key_due d{row[0].as<std::string>(), kind, row[1].as<std::string>(), {}, optional_time(row[2])};
+      std::string error;
+      d.key = codec ? codec->from_stored(d.stored, d.user_id, kind, error).value_or(std::string()) : d.stored;
+      out.push_back(std::move(d));
+    }
   }
   std::sort(out.begin(), out.end(), [](const key_due& a, const key_due& b) { return a.expires_at < b.expires_at; });
   if (out.size() > static_cast<std::size_t>(limit)) out.resize(static_cast<std::size_t>(limit));
@@ -220,6 +225,11 @@ std::vector<sync_job> claim_jobs(pqxx::connection& c, const claim_options& o) {
     if (!t) return std::nullopt;
     return store::to_pg_timestamptz(*t);
   };
+  auto seal = [&o](const std::optional<std::string>& key, const std::string& user,
+                   store::key_kind kind) -> std::optional<std::string> {
+    if (!key || !o.codec) return key;
+    return o.codec->to_stored(*key, user, kind);
+  };
   for (const auto& [user, keys] : uploaded) {
     if (!keys.collections && !keys.purchase) continue;
     tx.exec_params(
@@ -245,8 +255,8 @@ std::vector<sync_job> claim_jobs(pqxx::connection& c, const claim_options& o) {
         "  purchase_key_dead_reason = CASE WHEN EXCLUDED.purchase_key IS NULL "
         "    THEN k.purchase_key_dead_reason END, "
         "  updated_at = now()",
-        user, keys.collections, ts(keys.c_issued), ts(keys.c_expires), keys.purchase, ts(keys.p_issued),
-        ts(keys.p_expires));
+        user, seal(keys.collections, user, store::key_kind::collections), ts(keys.c_issued), ts(keys.c_expires),
+        seal(keys.purchase, user, store::key_kind::purchase), ts(keys.p_issued), ts(keys.p_expires));
   }
 
   // The queue rows stop holding keys the moment they are claimed.
@@ -274,12 +284,24 @@ std::vector<sync_job> claim_jobs(pqxx::connection& c, const claim_options& o) {
     if (it == jobs.end()) continue;
     auto& job = it->second;
     job.watermark = optional_time(row["watermark"]);
-    if (!row["collections_key"].is_null()) job.collections_key = row["collections_key"].as<std::string>();
+    auto open = [&](const char* column, store::key_kind kind, std::optional<std::string>& plain,
+                    std::optional<std::string>& stored) {
+      if (row[column].is_null()) return;
+      stored = row[column].as<std::string>();
+      if (!o.codec) {
+        plain = stored;
+        return;
+      }
+      std::string error;
+      plain = o.codec->from_stored(*stored, job.user_id, kind, error);
+      if (!plain && kind == store::key_kind::collections) job.key_problems.push_back(error);
+    };
+    open("collections_key", store::key_kind::collections, job.collections_key, job.collections_key_stored);
     job.collections_key_issued_at = optional_time(row["collections_key_issued_at"]);
     job.collections_key_expires_at = optional_time(row["collections_key_expires_at"]);
     if (!row["collections_key_dead"].is_null())
       job.collections_key_dead = row["collections_key_dead"].as<std::string>();
-    if (!row["purchase_key"].is_null()) job.purchase_key = row["purchase_key"].as<std::string>();
+    open("purchase_key", store::key_kind::purchase, job.purchase_key, job.purchase_key_stored);
     job.purchase_key_issued_at = optional_time(row["purchase_key_issued_at"]);
     job.purchase_key_expires_at = optional_time(row["purchase_key_expires_at"]);
     if (!row["purchase_key_dead"].is_null()) job.purchase_key_dead = row["purchase_key_dead"].as<std::string>();
@@ -339,7 +361,8 @@ bool fail_job(pqxx::connection& c, const sync_job& job, const std::string& owner
   }
   if (r.affected_rows() == 0) return false;  // no longer ours: leave the other worker's outcome alone
   if (dead_key) {
-    const auto& key = *dead_key == store::key_kind::collections ? job.collections_key : job.purchase_key;
+    const auto& key =
+        *dead_key == store::key_kind::collections ? job.collections_key_stored : job.purchase_key_stored;
     if (key) mark_key_dead_in(tx, job.user_id, *dead_key, *key, reason);
   }
   tx.exec_params(

@@ -17,6 +17,7 @@
 
 #include "store/collections.hpp"
 #include "store/store_date.hpp"
+#include "db/key_codec.hpp"
 #include "store/store_id_key.hpp"
 
 namespace esd::db {
@@ -27,10 +28,12 @@ struct sync_job {
   bool full_sync = false;
   int attempts = 0;                     // including this one
   std::vector<std::string> key_problems;  // uploaded keys that could not be taken, in plain words
-  std::optional<std::string> collections_key;
+  std::optional<std::string> collections_key;         // plain, ready to send
+  std::optional<std::string> collections_key_stored;  // as in user_keys (maybe sealed): for compare-and-set
   std::optional<store::store_time> collections_key_issued_at, collections_key_expires_at;
   std::optional<std::string> collections_key_dead;  // why and since when the Store refused it
   std::optional<std::string> purchase_key;
+  std::optional<std::string> purchase_key_stored;
   std::optional<store::store_time> purchase_key_issued_at, purchase_key_expires_at;
   std::optional<std::string> purchase_key_dead;
   std::optional<store::store_time> watermark;
@@ -41,6 +44,7 @@ struct claim_options {
   std::string owner;                    // this daemon's name in claimed_by
   std::chrono::seconds lease{900};
   std::string expected_client_id;       // a key made for another Entra app is refused (InconsistentClientId)
+  const key_codec* codec = nullptr;     // how user_keys holds keys; nullptr: plain text
 };
 
 std::vector<sync_job> claim_jobs(pqxx::connection& c, const claim_options& o);
@@ -65,20 +69,21 @@ bool fail_job(pqxx::connection& c, const sync_job& job, const std::string& owner
               std::optional<std::chrono::system_clock::time_point> retry_at, int max_attempts,
               std::optional<store::key_kind> dead_key = std::nullopt);
 
-// A renewed key replaces the stored one, unless a newer upload replaced it meanwhile (old_key no longer
-// stored). Returns true when stored.
+// A renewed key replaces the stored one, unless a newer upload replaced it meanwhile (old_stored is no
+// longer what user_keys holds). Both keys are in their stored form. Returns true when stored.
 bool store_renewed_key(pqxx::connection& c, const std::string& user_id, store::key_kind kind,
                        const std::string& old_key, const std::string& new_key, store::store_time issued_at,
                        store::store_time expires_at);
 
-// Marks a stored key dead outside a sync (the renewal sweep).
+// Marks a stored key (in its stored form) dead outside a sync (the renewal sweep).
 void mark_key_dead(pqxx::connection& c, const std::string& user_id, store::key_kind kind, const std::string& key,
                    const std::string& reason);
 
 struct key_due {
   std::string user_id;
   store::key_kind kind;
-  std::string key;
+  std::string stored;  // as in user_keys
+  std::string key;     // plain; empty when it could not be opened
   std::optional<store::store_time> expires_at;
 };
 
@@ -86,7 +91,8 @@ struct key_due {
 // now, soonest expiry first.
 std::vector<key_due> keys_due_for_renewal(pqxx::connection& c, std::chrono::seconds renew_after,
                                           std::chrono::seconds renew_before_expiry,
-                                          std::chrono::seconds keep_alive_for, int limit);
+                                          std::chrono::seconds keep_alive_for, int limit,
+                                          const key_codec* codec);
 
 // Gives the events back to the queue untouched (shutdown): they do not count as an attempt.
 bool hand_back_job(pqxx::connection& c, const sync_job& job, const std::string& owner);

@@ -41,8 +41,8 @@ std::string make_owner_name() {
 class daemon {
  public:
   daemon(const config::config& cfg, const run_options& opts, asio::io_context& io, db::db_pool& db,
-         store_gateway& gateway, entra_token_cache& tokens)
-      : cfg_(cfg), opts_(opts), io_(io), db_(db), gateway_(gateway), tokens_(tokens),
+         store_gateway& gateway, entra_token_cache& tokens, const db::key_codec& codec)
+      : cfg_(cfg), opts_(opts), io_(io), db_(db), gateway_(gateway), tokens_(tokens), codec_(codec),
         owner_(make_owner_name()), wake_timer_(io), rng_(std::random_device{}()) {}
 
   const std::string& owner() const { return owner_; }
@@ -70,7 +70,7 @@ class daemon {
       if (free > 0) {
         try {
           // Named, not a temporary inside co_await: GCC 12 destroys such temporaries twice.
-          const db::claim_options options{free, owner_, claim_lease(), cfg_.entra.client_id};
+          const db::claim_options options{free, owner_, claim_lease(), cfg_.entra.client_id, &codec_};
           auto claim = [&options](pqxx::connection& c) { return db::claim_jobs(c, options); };
           auto jobs = co_await db_.run(claim);
           claimed = jobs.size();
@@ -155,14 +155,21 @@ class daemon {
     try {
       // Renewed keys first, whatever the outcome: after a renewal the old key may no longer work.
       for (const auto& r : report.renewed) {
-        auto store_key = [&r, user = job.user_id](pqxx::connection& c) {
-          return db::store_renewed_key(c, user, r.kind, r.old_key, r.new_key, r.issued_at, r.expires_at);
+        const auto& old_stored =
+            r.kind == store::key_kind::collections ? job.collections_key_stored : job.purchase_key_stored;
+        if (!old_stored) continue;
+        auto store_key = [&r, old = *old_stored, fresh = codec_.to_stored(r.new_key, job.user_id, r.kind),
+                          user = job.user_id](pqxx::connection& c) {
+          return db::store_renewed_key(c, user, r.kind, old, fresh, r.issued_at, r.expires_at);
         };
         co_await db_.run(store_key);
       }
       for (const auto& d : report.dead) {
-        auto mark = [&d, user = job.user_id](pqxx::connection& c) {
-          db::mark_key_dead(c, user, d.kind, d.key, d.reason);
+        const auto& stored =
+            d.kind == store::key_kind::collections ? job.collections_key_stored : job.purchase_key_stored;
+        if (!stored) continue;
+        auto mark = [&d, key = *stored, user = job.user_id](pqxx::connection& c) {
+          db::mark_key_dead(c, user, d.kind, key, d.reason);
           return true;
         };
         co_await db_.run(mark);
@@ -214,8 +221,9 @@ class daemon {
       const auto round_start = std::chrono::steady_clock::now();
       std::vector<db::key_due> due;
       try {
-        auto find = [&k](pqxx::connection& c) {
-          return db::keys_due_for_renewal(c, k.renew_after, k.renew_before_expiry, k.keep_alive_for, k.sweep_batch);
+        auto find = [&k, codec = &codec_](pqxx::connection& c) {
+          return db::keys_due_for_renewal(c, k.renew_after, k.renew_before_expiry, k.keep_alive_for, k.sweep_batch,
+                                          codec);
         };
         due = co_await db_.run(find);
       } catch (const std::exception& e) {
@@ -223,18 +231,23 @@ class daemon {
       }
       for (const auto& d : due) {
         if (stopping_) co_return;
+        if (d.key.empty()) {
+          log::warning("keys: sweep cannot read the stored key " + log::field("user", d.user_id) +
+                       " (encrypted with a key not in [security] key_encryption_key_file)");
+          continue;
+        }
         auto r = co_await renew_store_id_key(d.key, d.kind, gateway_, tokens_);
         const std::string who = log::field("user", d.user_id) + " " + log::field("key", store::to_string(d.kind));
         try {
           if (r.outcome == renewal_result::status::renewed) {
-            auto store_key = [&d, &r](pqxx::connection& c) {
-              return db::store_renewed_key(c, d.user_id, d.kind, d.key, r.key, r.issued_at, r.expires_at);
+            auto store_key = [&d, &r, fresh = codec_.to_stored(r.key, d.user_id, d.kind)](pqxx::connection& c) {
+              return db::store_renewed_key(c, d.user_id, d.kind, d.stored, fresh, r.issued_at, r.expires_at);
             };
             co_await db_.run(store_key);
             log::info("keys: sweep renewed " + who);
           } else if (r.outcome == renewal_result::status::dead) {
             auto mark = [&d, &r](pqxx::connection& c) {
-              db::mark_key_dead(c, d.user_id, d.kind, d.key, r.reason);
+              db::mark_key_dead(c, d.user_id, d.kind, d.stored, r.reason);
               return true;
             };
             co_await db_.run(mark);
@@ -305,6 +318,7 @@ class daemon {
   db::db_pool& db_;
   store_gateway& gateway_;
   entra_token_cache& tokens_;
+  const db::key_codec& codec_;
   std::string owner_;
   asio::steady_timer wake_timer_;
   asio::steady_timer sweep_timer_{io_};
@@ -324,8 +338,13 @@ class daemon {
 int run_daemon(const config::config& cfg, const run_options& opts) {
   // Fatal setup problems are found before any work starts.
   std::string secret;
+  db::key_codec codec;
   try {
     secret = config::read_secret_file(cfg.entra.client_secret_file, "entra.client_secret_file");
+    if (!cfg.security.key_encryption_key_file.empty()) {
+      codec = db::key_codec(store::keyring::load_file(cfg.security.key_encryption_key_file));
+      log::info("keys: stored keys are encrypted " + log::field("key_id", codec.current_key_id()));
+    }
   } catch (const std::exception& e) {
     log::error(e.what());
     return 1;
@@ -363,7 +382,7 @@ int run_daemon(const config::config& cfg, const run_options& opts) {
   entra_token_cache tokens(gateway, std::move(secret));
   db::db_pool db(cfg.database.url, cfg.database.pool_size, cfg.database.statement_timeout);
 
-  daemon d(cfg, opts, io, db, gateway, tokens);
+  daemon d(cfg, opts, io, db, gateway, tokens, codec);
   db::notification_listener listener(cfg.database.url, [&io, &d] { asio::post(io, [&d] { d.wake(); }); });
 
   asio::signal_set signals(io, SIGINT, SIGTERM);

@@ -8,6 +8,7 @@
 #include <signal.h>
 
 #include <atomic>
+#include <fstream>
 #include <thread>
 
 #include "harness/harness.hpp"
@@ -225,4 +226,69 @@ BOOST_AUTO_TEST_CASE(roles_give_each_user_only_what_it_needs) {
   BOOST_TEST(r.exit_code == 0, r.output);
   BOOST_TEST(count("SELECT count(*) FROM entitlement_sync.user_status WHERE user_id = 'role-player' "
                    "AND last_synced_at IS NOT NULL AND pending = 0") == 1);
+}
+
+BOOST_AUTO_TEST_CASE(with_encryption_a_database_dump_holds_no_key) {
+  temp_dir dir("esd-kek");
+  auto write = [&](const std::string& name, const std::string& text) {
+    std::ofstream(dir.path() / name) << text;
+    return (dir.path() / name).string();
+  };
+  auto rand32 = run_process({"openssl", "rand", "-base64", "32"}, 10s);
+  auto rand32b = run_process({"openssl", "rand", "-base64", "32"}, 10s);
+  BOOST_TEST_REQUIRE(rand32.exit_code == 0);
+  const auto k1 = rand32.output.substr(0, rand32.output.find('\n'));
+  const auto k2 = rand32b.output.substr(0, rand32b.output.find('\n'));
+  const auto ring1 = write("kek1", "# current key first\nk1 " + k1 + "\n");
+  const auto ring2 = write("kek2", "k2 " + k2 + "\nk1 " + k1 + "\n");  // rotated: k2 seals, k1 still opens
+
+  environment env({}, "[security]\nkey_encryption_key_file = " + ring1 + "\n");
+  BOOST_TEST(run_daemon(env.config, {"check-config"}).exit_code == 0);
+  env.emu.put_items("sealed-player", emulator_instance::make_items("sp", 2));
+  const auto ckey = env.emu.mint_key("sealed-player");
+  const auto pkey = env.emu.mint_key("sealed-player", "purchase");
+  env.upload("sealed-player", ckey, pkey);
+  auto r = env.drain();
+  BOOST_TEST_REQUIRE(r.exit_code == 0, r.output);
+  BOOST_TEST(query_count(env.pg.url(), "SELECT count(*) FROM entitlement_sync.entitlements") == 2);
+  BOOST_TEST(query_count(env.pg.url(), "SELECT count(*) FROM entitlement_sync.user_keys WHERE collections_key LIKE "
+                                       "'esd1:k1:%' AND purchase_key LIKE 'esd1:k1:%'") == 1);
+
+  auto dump = run_process({"pg_dump", env.pg.url()}, 60s);
+  BOOST_TEST_REQUIRE(dump.exit_code == 0, dump.output);
+  BOOST_TEST(dump.output.find("esd1:k1:") != std::string::npos);  // the dump does hold the sealed keys
+  BOOST_TEST(dump.output.find(ckey) == std::string::npos);
+  BOOST_TEST(dump.output.find(pkey) == std::string::npos);
+  BOOST_TEST(dump.output.find(ckey.substr(0, 40)) == std::string::npos);
+
+  // Rotation: with k2 current and k1 kept, the old values still open and renewals are sealed with k2.
+  temp_dir d2("esd-kek-rot");
+  auto rotated = write_daemon_config(d2.path(), env.pg.url(), env.emu,
+                                     "[security]\nkey_encryption_key_file = " + ring2 + "\n"
+                                     "[keys]\nrenew_after = 1h\n");
+  exec_sql(env.pg.url(), "UPDATE entitlement_sync.user_keys SET collections_key_issued_at = now() - interval '2 hours'");
+  exec_sql(env.pg.url(), "SELECT entitlement_sync.request_resync('sealed-player')");
+  r = run_daemon(rotated, {"run", "--drain"});
+  BOOST_TEST_REQUIRE(r.exit_code == 0, r.output);
+  BOOST_TEST(query_count(env.pg.url(), "SELECT count(*) FROM entitlement_sync.user_status WHERE last_error IS NULL") == 1);
+  BOOST_TEST(query_count(env.pg.url(), "SELECT count(*) FROM entitlement_sync.user_keys WHERE collections_key LIKE "
+                                       "'esd1:k2:%'") == 1);
+
+  // Without the key file, the sealed keys cannot be used, and the reason says what to fix.
+  temp_dir d3("esd-kek-none");
+  auto plain = write_daemon_config(d3.path(), env.pg.url(), env.emu);
+  exec_sql(env.pg.url(), "SELECT entitlement_sync.request_resync('sealed-player')");
+  r = run_daemon(plain, {"run", "--drain"});
+  BOOST_TEST_REQUIRE(r.exit_code == 0, r.output);
+  auto err = query_value(env.pg.url(), "SELECT last_error FROM entitlement_sync.user_status");
+  BOOST_TEST_REQUIRE(err.has_value());
+  BOOST_TEST(err->find("key_encryption_key_file") != std::string::npos, *err);
+
+  // A broken key file is named by check-config.
+  temp_dir d4("esd-kek-bad");
+  auto bad = write_daemon_config(d4.path(), env.pg.url(), env.emu,
+                                 "[security]\nkey_encryption_key_file = " + write("bad", "k1 c2hvcnQ=\n") + "\n");
+  auto check = run_daemon(bad, {"check-config"});
+  BOOST_TEST(check.exit_code == 2);
+  BOOST_TEST(check.output.find("key_encryption_key_file") != std::string::npos, check.output);
 }
