@@ -6,6 +6,9 @@
 #include <cstdio>
 #include <ctime>
 
+#include <cctype>
+#include <chrono>
+
 namespace esd::emulator {
 
 http_response json_response(http::status status, const boost::json::value& body, unsigned version) {
@@ -66,6 +69,19 @@ std::string random_guid() {
                 b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14],
                 b[15]);
   return out;
+}
+
+std::int64_t now_seconds() {
+  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+bool iequals(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i)
+    if (std::tolower(static_cast<unsigned char>(a[i])) != std::tolower(static_cast<unsigned char>(b[i])))
+      return false;
+  return true;
 }
 
 }  // namespace esd::emulator

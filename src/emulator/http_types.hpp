@@ -1,6 +1,9 @@
 // The HTTP message types every emulator handler speaks, and small helpers for building answers.
 #pragma once
 
+#include <cstdint>
+#include <string_view>
+
 #include <boost/beast/http/message.hpp>
 #include <boost/beast/http/string_body.hpp>
 #include <boost/json/value.hpp>
@@ -29,5 +32,11 @@ std::string http_date_now();
 
 // A random version 4 GUID in the 8-4-4-4-12 lower-case form.
 std::string random_guid();
+
+// Seconds since the epoch, now.
+std::int64_t now_seconds();
+
+// ASCII case-insensitive equality (header values such as "Bearer").
+bool iequals(std::string_view a, std::string_view b);
 
 }  // namespace esd::emulator

@@ -204,19 +204,23 @@ class daemon {
     }
   }
 
+  asio::awaitable<void> sweep_pause(std::chrono::milliseconds d) {
+    if (stopping_) co_return;
+    sweep_timer_.expires_after(d);
+    co_await sweep_timer_.async_wait(asio::as_tuple(asio::use_awaitable));
+  }
+
   // Keeps stored keys alive between logins: each round renews at most sweep_batch keys of players seen
   // within keep_alive_for, spaced evenly over the round, so renewals never come as a burst.
   asio::awaitable<void> renewal_sweep() {
     const auto& k = cfg_.keys;
     if (k.keep_alive_for.count() == 0) co_return;
-    auto pause = [this](std::chrono::milliseconds d) -> asio::awaitable<void> {
-      if (stopping_) co_return;
-      sweep_timer_.expires_after(d);
-      co_await sweep_timer_.async_wait(asio::as_tuple(asio::use_awaitable));
-    };
+    // Every duration is computed into a named local before co_await: GCC 12 mishandles temporaries
+    // (such as the reference std::min returns) that live across a suspension.
     const auto round = std::chrono::duration_cast<std::chrono::milliseconds>(k.sweep_interval);
     const auto spacing = round / std::max(k.sweep_batch, 1);
-    co_await pause(std::min(round, std::chrono::milliseconds(2000)));  // let the first claims go first
+    const std::chrono::milliseconds first_wait = round < 2000ms ? round : 2000ms;  // claims go first
+    co_await sweep_pause(first_wait);
     while (!stopping_) {
       const auto round_start = std::chrono::steady_clock::now();
       std::vector<db::key_due> due;
@@ -258,12 +262,18 @@ class daemon {
         } catch (const std::exception& e) {
           log::warning("keys: sweep could not store the renewal of " + who + ": " + e.what());
         }
-        co_await pause(r.retry_after ? std::max(spacing, std::chrono::duration_cast<std::chrono::milliseconds>(*r.retry_after))
-                                     : spacing);
+        std::chrono::milliseconds next = spacing;
+        if (r.retry_after) {
+          const auto after = std::chrono::duration_cast<std::chrono::milliseconds>(*r.retry_after);
+          if (after > next) next = after;
+        }
+        co_await sweep_pause(next);
       }
-      const auto spent = std::chrono::steady_clock::now() - round_start;
-      if (spent < round)
-        co_await pause(std::chrono::duration_cast<std::chrono::milliseconds>(round - spent));
+      const auto spent = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - round_start);
+      if (spent < round) {
+        const std::chrono::milliseconds rest = round - spent;
+        co_await sweep_pause(rest);
+      }
     }
   }
 

@@ -33,7 +33,7 @@ asio::awaitable<renewal_result> renew_store_id_key(const std::string& key, store
     co_return result;
   }
   const auto& refresh_uri = decoded.claims->refresh_uri;
-  if (!gateway.allowed(refresh_uri)) {
+  if (!gateway.is_store_endpoint(refresh_uri)) {
     auto u = net::parse_https_url(refresh_uri);
     result.outcome = renewal_result::status::refused_host;
     result.reason = "refused to renew the " + what + " at " + (u ? "host " + u->host : std::string("an invalid URL")) +

@@ -18,8 +18,12 @@ class store_gateway {
  public:
   store_gateway(net::https_client& client, const config::config& cfg);
 
-  // True when url is https and its host and port belong to a configured endpoint.
+  // True when url is https and its host and port belong to a configured endpoint (Store or Entra).
   bool allowed(const std::string& url) const;
+
+  // True when url is https at the host and port of [store] collections_url or purchase_url: the only
+  // places a key may be renewed.
+  bool is_store_endpoint(const std::string& url) const;
 
   // Sends through the pooled client; a URL outside the allowed endpoints fails with
   // boost::asio::error::access_denied and nothing is sent.
@@ -32,6 +36,7 @@ class store_gateway {
   net::https_client& client_;
   const config::config& cfg_;
   std::set<std::pair<std::string, std::uint16_t>> endpoints_;
+  std::set<std::pair<std::string, std::uint16_t>> store_endpoints_;
 };
 
 }  // namespace esd::sync

@@ -3,6 +3,8 @@
 
 #include <boost/json.hpp>
 #include <boost/test/unit_test.hpp>
+
+#include "fixture_file.hpp"
 #include <fstream>
 #include <sstream>
 
@@ -13,13 +15,7 @@ using namespace esd::store;
 
 namespace {
 
-std::string fixture(const std::string& name) {
-  std::ifstream in(std::string(ESD_FIXTURES_DIR) + "/" + name, std::ios::binary);
-  BOOST_TEST_REQUIRE(in.good(), "fixture " << name);
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+using esd::test::fixture;
 
 collections_page parse_ok(std::string_view body) {
   auto r = parse_collections_response(body);

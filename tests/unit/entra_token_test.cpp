@@ -2,6 +2,8 @@
 #include "store/entra_token.hpp"
 
 #include <boost/test/unit_test.hpp>
+
+#include "fixture_file.hpp"
 #include <fstream>
 #include <map>
 #include <sstream>
@@ -10,13 +12,7 @@ using namespace esd::store;
 
 namespace {
 
-std::string fixture(const std::string& name) {
-  std::ifstream in(std::string(ESD_FIXTURES_DIR) + "/" + name, std::ios::binary);
-  BOOST_TEST_REQUIRE(in.good(), "fixture " << name);
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+using esd::test::fixture;
 
 // Decodes application/x-www-form-urlencoded independently of the encoder under test.
 std::map<std::string, std::string> decode_form(const std::string& body) {

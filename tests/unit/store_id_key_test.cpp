@@ -3,6 +3,8 @@
 
 #include <boost/json.hpp>
 #include <boost/test/unit_test.hpp>
+
+#include "fixture_file.hpp"
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -12,13 +14,7 @@ using namespace esd::store;
 
 namespace {
 
-std::string fixture(const std::string& name) {
-  std::ifstream in(std::string(ESD_FIXTURES_DIR) + "/" + name, std::ios::binary);
-  BOOST_TEST_REQUIRE(in.good(), "fixture " << name);
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+using esd::test::fixture;
 
 // A fake signature: the decoder never checks it, but it must look like base64url.
 const std::string signature = base64url_encode(std::string(256, '\x5a'));
