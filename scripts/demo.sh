@@ -68,8 +68,9 @@ daemon_pid=$!
 
 echo "== the game backend uploads each player's key"
 tail -n +2 "$work/keys.csv" | while IFS=, read -r user ckey pkey; do
-  "${psql_cmd[@]}" -q -v ON_ERROR_STOP=1 -v u="$user" -v c="$ckey" -v p="$pkey" \
-    -c "INSERT INTO entitlement_sync.key_uploads (user_id, collections_key, purchase_key) VALUES (:'u', :'c', :'p')"
+  # psql variables (:'u') are quoted safely, and interpolated only in statements read from input.
+  echo "INSERT INTO entitlement_sync.key_uploads (user_id, collections_key, purchase_key) VALUES (:'u', :'c', :'p');" |
+    "${psql_cmd[@]}" -q -v ON_ERROR_STOP=1 -v u="$user" -v c="$ckey" -v p="$pkey"
 done
 for _ in $(seq 1 200); do
   left=$("${psql_cmd[@]}" -tAq -c "SELECT count(*) FROM entitlement_sync.key_uploads WHERE state IN ('pending','running')")
