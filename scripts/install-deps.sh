@@ -5,7 +5,7 @@ set -euo pipefail
 pkgs=(build-essential cmake pkg-config ninja-build
       libboost1.81-dev libboost-json1.81-dev libboost-test1.81-dev
       libpqxx-dev libssl-dev libsystemd-dev
-      postgresql postgresql-client openssl curl ca-certificates procps util-linux)
+      postgresql postgresql-client openssl curl ca-certificates procps util-linux systemd)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

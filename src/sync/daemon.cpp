@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <random>
 #include <set>
@@ -19,6 +20,7 @@
 #include "db/notification_listener.hpp"
 #include "db/queue.hpp"
 #include "ops/log.hpp"
+#include "ops/systemd_notify.hpp"
 #include "sync/key_renewal.hpp"
 #include "sync/player_sync.hpp"
 
@@ -55,6 +57,8 @@ class daemon {
 
   void request_stop(const char* why) {
     if (stopping_) return;
+    ops::notify_stopping(std::string("stopping: ") + why);
+    watchdog_timer_.cancel();
     log::info(std::string("stopping: ") + why + " " + log::field("in_flight", static_cast<long long>(in_flight_)));
     stopping_ = true;
     sweep_timer_.cancel();
@@ -204,6 +208,24 @@ class daemon {
     }
   }
 
+  // Pings the systemd watchdog from the event loop itself, so a stuck loop stops the pings and gets the
+  // daemon restarted.
+  asio::awaitable<void> watchdog(std::chrono::microseconds interval) {
+    while (!stopping_) {
+      ops::notify_watchdog();
+      watchdog_timer_.expires_after(interval);
+      co_await watchdog_timer_.async_wait(asio::as_tuple(asio::use_awaitable));
+    }
+  }
+
+ public:
+  void start_watchdog() {
+    auto interval = ops::watchdog_ping_interval();
+    if (!interval) return;
+    asio::co_spawn(io_, watchdog(*interval), [](std::exception_ptr) {});
+  }
+
+ private:
   asio::awaitable<void> sweep_pause(std::chrono::milliseconds d) {
     if (stopping_) co_return;
     sweep_timer_.expires_after(d);
@@ -332,6 +354,7 @@ class daemon {
   std::string owner_;
   asio::steady_timer wake_timer_;
   asio::steady_timer sweep_timer_{io_};
+  asio::steady_timer watchdog_timer_{io_};
   std::mt19937_64 rng_;
   int in_flight_ = 0;
   int claim_failures_ = 0;
@@ -342,6 +365,77 @@ class daemon {
   std::shared_ptr<std::set<const db::sync_job*>> in_flight_jobs_ =
       std::make_shared<std::set<const db::sync_job*>>();
 };
+
+// Keys whose new value only takes effect after a restart.
+std::vector<std::string> needs_restart(const config::config& a, const config::config& b) {
+  std::vector<std::string> out;
+  auto check = [&](const char* key, bool same) {
+    if (!same) out.emplace_back(key);
+  };
+  check("[database] url", a.database.url == b.database.url);
+  check("[database] pool_size", a.database.pool_size == b.database.pool_size);
+  check("[database] statement_timeout", a.database.statement_timeout == b.database.statement_timeout);
+  check("[entra] tenant_id", a.entra.tenant_id == b.entra.tenant_id);
+  check("[entra] client_id", a.entra.client_id == b.entra.client_id);
+  check("[entra] client_secret_file", a.entra.client_secret_file == b.entra.client_secret_file);
+  check("[entra] token_url", a.effective_token_url() == b.effective_token_url());
+  check("[entra] audience", a.entra.audience == b.entra.audience);
+  check("[entra] refresh_before", a.entra.refresh_before == b.entra.refresh_before);
+  check("[store] collections_url", a.store.collections_url == b.store.collections_url);
+  check("[store] purchase_url", a.store.purchase_url == b.store.purchase_url);
+  check("[store] ca_file", a.store.ca_file == b.store.ca_file);
+  check("[store] product_types", a.store.product_types == b.store.product_types);
+  check("[store] max_page_size", a.store.max_page_size == b.store.max_page_size);
+  check("[store] connect_timeout", a.store.connect_timeout == b.store.connect_timeout);
+  check("[store] request_timeout", a.store.request_timeout == b.store.request_timeout);
+  check("[store] max_connections_per_host", a.store.max_connections_per_host == b.store.max_connections_per_host);
+  check("[store] max_pages", a.store.max_pages == b.store.max_pages);
+  check("[sync] concurrency", a.sync.concurrency == b.sync.concurrency);
+  check("[sync] poll_interval", a.sync.poll_interval == b.sync.poll_interval);
+  check("[sync] watermark_overlap", a.sync.watermark_overlap == b.sync.watermark_overlap);
+  check("[sync] max_attempts", a.sync.max_attempts == b.sync.max_attempts);
+  check("[sync] retry_base", a.sync.retry_base == b.sync.retry_base);
+  check("[sync] retry_cap", a.sync.retry_cap == b.sync.retry_cap);
+  check("[sync] max_inline_wait", a.sync.max_inline_wait == b.sync.max_inline_wait);
+  check("[sync] shutdown_timeout", a.sync.shutdown_timeout == b.sync.shutdown_timeout);
+  check("[keys] renew_after", a.keys.renew_after == b.keys.renew_after);
+  check("[keys] renew_before_expiry", a.keys.renew_before_expiry == b.keys.renew_before_expiry);
+  check("[keys] keep_alive_for", a.keys.keep_alive_for == b.keys.keep_alive_for);
+  check("[keys] sweep_interval", a.keys.sweep_interval == b.keys.sweep_interval);
+  check("[keys] sweep_batch", a.keys.sweep_batch == b.keys.sweep_batch);
+  check("[security] key_encryption_key_file",
+        a.security.key_encryption_key_file == b.security.key_encryption_key_file);
+  return out;
+}
+
+// SIGHUP: re-read the config file and the client secret. The log level and the secret take effect at
+// once; every other changed key is named as needing a restart. A broken file changes nothing.
+void reload(const config::config& running, entra_token_cache& tokens) {
+  ops::notify_reloading();
+  try {
+    auto fresh = config::load_config(running.source_path);
+    std::vector<std::string> applied;
+    log::level level;
+    if (log::parse_level(fresh.log.level, level) && level != log::current_level()) {
+      applied.push_back("log level " + std::string(log::to_string(log::current_level())) + " -> " +
+                        std::string(log::to_string(level)));
+      log::set_level(level);
+    }
+    tokens.set_client_secret(config::read_secret_file(running.entra.client_secret_file, "entra.client_secret_file"));
+    applied.emplace_back("client secret re-read");
+    std::string line = "reloaded " + running.source_path + ": applied: ";
+    for (std::size_t i = 0; i < applied.size(); ++i) line += (i ? ", " : "") + applied[i];
+    auto restart = needs_restart(running, fresh);
+    if (!restart.empty()) {
+      line += "; changed but needs a restart: ";
+      for (std::size_t i = 0; i < restart.size(); ++i) line += (i ? ", " : "") + restart[i];
+    }
+    log::info(line);
+  } catch (const std::exception& e) {
+    log::error(std::string("reload failed, keeping the running configuration: ") + e.what());
+  }
+  ops::notify_ready("running");
+}
 
 }  // namespace
 
@@ -402,7 +496,19 @@ int run_daemon(const config::config& cfg, const run_options& opts) {
 
   log::info("started " + log::field("owner", d.owner()) + " " + log::field("concurrency", cfg.sync.concurrency) +
             (opts.drain ? " mode=drain" : " mode=run"));
+  asio::signal_set hangup(io, SIGHUP);
+  std::function<void()> on_hangup = [&] {
+    hangup.async_wait([&](const boost::system::error_code& ec, int) {
+      if (ec) return;
+      reload(cfg, tokens);
+      on_hangup();
+    });
+  };
+  on_hangup();
+
   if (!opts.drain) d.start_sweep();
+  d.start_watchdog();
+  ops::notify_ready("running: " + log::field("concurrency", cfg.sync.concurrency));
   int status = 1;
   asio::co_spawn(io, d.dispatch(), [&](std::exception_ptr e, int s) {
     status = s;
@@ -415,6 +521,7 @@ int run_daemon(const config::config& cfg, const run_options& opts) {
       }
     }
     signals.cancel();
+    hangup.cancel();
     client.close_idle();
     // Syncs that outlived shutdown_timeout were handed back: don't wait for them.
     if (d.abandoned()) io.stop();

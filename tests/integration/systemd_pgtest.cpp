@@ -1,0 +1,137 @@
+// Running under systemd: the notify protocol in order, SIGHUP reload, and the unit file itself.
+#define BOOST_TEST_MODULE systemd
+#include <boost/test/unit_test.hpp>
+
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "harness/harness.hpp"
+
+using namespace esd::test;
+using namespace std::chrono_literals;
+
+namespace {
+
+// A NOTIFY_SOCKET as systemd provides it: a unix datagram socket.
+class notify_socket {
+ public:
+  explicit notify_socket(const fs::path& path) : path_(path) {
+    fd_ = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", path.c_str());
+    BOOST_TEST_REQUIRE(::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+    timeval tv{0, 100'000};
+    ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  }
+  ~notify_socket() { ::close(fd_); }
+  // Collects messages until one contains `what` (or the deadline passes).
+  bool wait_for(const std::string& what, std::chrono::seconds timeout = 20s) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (std::chrono::steady_clock::now() < deadline) {
+      char buf[4096];
+      auto n = ::recv(fd_, buf, sizeof buf, 0);
+      if (n > 0) {
+        messages.emplace_back(buf, static_cast<std::size_t>(n));
+        if (messages.back().find(what) != std::string::npos) return true;
+      }
+    }
+    return false;
+  }
+  std::vector<std::string> messages;
+
+ private:
+  fs::path path_;
+  int fd_ = -1;
+};
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(notify_protocol_in_order_and_sighup_changes_the_log_level) {
+  environment env;
+  notify_socket sock(env.work.path() / "notify.sock");
+  background_process daemon({daemon_paths::daemon_bin(), "--config", env.config.string(), "run"},
+                            env.work.path() / "daemon.log",
+                            {{"NOTIFY_SOCKET", (env.work.path() / "notify.sock").string()},
+                             {"WATCHDOG_USEC", "400000"}});
+  BOOST_TEST_REQUIRE(sock.wait_for("READY=1"), daemon.log());
+  BOOST_TEST(sock.wait_for("WATCHDOG=1", 5s));
+  BOOST_TEST(sock.wait_for("WATCHDOG=1", 5s));  // keeps pinging from the event loop
+
+  // Change the log level, reload.
+  {
+    std::ofstream out(env.config, std::ios::app);
+    out << "\n[log]\nlevel = debug\n";
+  }
+  daemon.signal(SIGHUP);
+  BOOST_TEST_REQUIRE(sock.wait_for("RELOADING=1"));
+  BOOST_TEST_REQUIRE(sock.wait_for("READY=1"));
+  daemon.signal(SIGTERM);
+  BOOST_TEST_REQUIRE(sock.wait_for("STOPPING=1"));
+  auto status = daemon.wait(20s);
+  BOOST_TEST_REQUIRE(status.has_value());
+  BOOST_TEST(*status == 0, daemon.log());
+  BOOST_TEST(daemon.log().find("log level info -> debug") != std::string::npos, daemon.log());
+
+  // READY, then RELOADING, READY, STOPPING, in that order.
+  std::vector<std::string> order;
+  for (const auto& m : sock.messages)
+    for (const char* s : {"READY=1", "RELOADING=1", "STOPPING=1"})
+      if (m.find(s) != std::string::npos) order.emplace_back(s);
+  BOOST_TEST((order == std::vector<std::string>{"READY=1", "RELOADING=1", "READY=1", "STOPPING=1"}));
+}
+
+BOOST_AUTO_TEST_CASE(a_broken_config_on_reload_keeps_the_running_one) {
+  environment env;
+  background_process daemon({daemon_paths::daemon_bin(), "--config", env.config.string(), "run"},
+                            env.work.path() / "daemon.log");
+  for (int i = 0; i < 1500 && daemon.log().find("info started") == std::string::npos; ++i)
+    std::this_thread::sleep_for(20ms);
+  {
+    std::ofstream out(env.config, std::ios::app);
+    out << "\n[sync]\nconcurrency = 8\nno_such_key = 1\n";
+  }
+  daemon.signal(SIGHUP);
+  for (int i = 0; i < 500 && daemon.log().find("reload failed") == std::string::npos; ++i)
+    std::this_thread::sleep_for(20ms);
+  BOOST_TEST(daemon.log().find("reload failed, keeping the running configuration") != std::string::npos, daemon.log());
+  BOOST_TEST(daemon.log().find("no_such_key") != std::string::npos);
+  BOOST_TEST(daemon.running());
+  daemon.signal(SIGTERM);
+  BOOST_TEST(daemon.wait(20s).value_or(-1) == 0);
+}
+
+BOOST_AUTO_TEST_CASE(the_unit_verifies_and_scores_ok) {
+  std::ifstream in(std::string(ESD_BINARY_DIR) + "/entitlement-syncd.service");
+  BOOST_TEST_REQUIRE(in.good());
+  std::stringstream text;
+  text << in.rdbuf();
+  // verify checks that ExecStart exists: point it at the binary under test.
+  std::string unit = text.str();
+  for (std::size_t at; (at = unit.find("/bin/entitlement-syncd ")) != std::string::npos;) {
+    const auto start = unit.rfind('=', at) + 1;  // ExecStart=/usr/local/bin/entitlement-syncd ...
+    unit.replace(start, at + std::string("/bin/entitlement-syncd").size() - start, daemon_paths::daemon_bin());
+  }
+  temp_dir dir("esd-unit");
+  const auto path = dir.path() / "entitlement-syncd.service";
+  std::ofstream(path) << unit;
+  auto verify = run_process({"systemd-analyze", "verify", "--man=no", path.string()}, 60s);
+  BOOST_TEST(verify.exit_code == 0, verify.output);
+  BOOST_TEST(verify.output.find("entitlement-syncd.service") == std::string::npos, verify.output);  // no complaints
+  auto security = run_process({"systemd-analyze", "security", "--offline=true", "--no-pager", path.string()}, 60s);
+  const std::string marker = "Overall exposure level for entitlement-syncd.service: ";
+  const auto at = security.output.find(marker);
+  BOOST_TEST_REQUIRE(at != std::string::npos, security.output);
+  std::istringstream verdict(security.output.substr(at + marker.size()));
+  double score = 99;
+  std::string word;
+  verdict >> score >> word;
+  BOOST_TEST(score <= 2.0, security.output);
+  BOOST_TEST(word == "OK");
+}
