@@ -117,6 +117,15 @@ constexpr std::array key_specs{
     key_spec{"security", "key_encryption_key_file",
              [](config& c, std::string_view v) { return set_text(c.security.key_encryption_key_file, v); }},
 
+    key_spec{"metrics", "listen",
+             [](config& c, std::string_view v) -> std::string {
+               // host:port, [v6]:port or :port; the port is required.
+               auto colon = v.rfind(':');
+               if (!v.empty() && (colon == std::string_view::npos || colon + 1 == v.size()))
+                 return "must be ADDRESS:PORT, e.g. 127.0.0.1:9187";
+               return set_text(c.metrics.listen, v);
+             }},
+
     key_spec{"log", "level",
              [](config& c, std::string_view v) {
                return read_choice(v, {"debug", "info", "warning", "error"}, c.log.level);

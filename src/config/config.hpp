@@ -73,6 +73,10 @@ struct security_config {
                                             // when set, stored keys are AES-256-GCM encrypted
 };
 
+struct metrics_config {
+  std::string listen;                       // [metrics] listen: "127.0.0.1:9187"; empty = no endpoint
+};
+
 struct log_config {
   std::string level = "info";         // [log] level: debug, info, warning, error
 };
@@ -85,6 +89,7 @@ struct config {
   sync_config sync;
   keys_config keys;
   security_config security;
+  metrics_config metrics;
   log_config log;
 
   // The effective Entra token URL (token_url, or the default built from tenant_id).

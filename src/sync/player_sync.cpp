@@ -27,9 +27,12 @@ std::int64_t now_micros() {
 
 std::string utc(store::store_time t) { return store::to_pg_timestamptz(t).substr(0, 19) + " UTC"; }
 
-sync_failure permanent(std::string reason) { return {failure_kind::permanent, std::move(reason), std::nullopt, std::nullopt}; }
-sync_failure transient(std::string reason, std::optional<std::chrono::seconds> after = std::nullopt) {
-  return {failure_kind::transient, std::move(reason), after, std::nullopt};
+sync_failure permanent(std::string code, std::string reason) {
+  return {failure_kind::permanent, std::move(reason), std::nullopt, std::nullopt, std::move(code)};
+}
+sync_failure transient(std::string code, std::string reason,
+                       std::optional<std::chrono::seconds> after = std::nullopt) {
+  return {failure_kind::transient, std::move(reason), after, std::nullopt, std::move(code)};
 }
 
 // What a non-200 answer from the collections API means for this player.
@@ -41,27 +44,27 @@ sync_failure classify_store_answer(const net::http_response& resp) {
     std::optional<std::chrono::seconds> after;
     if (auto it = resp.headers.find("retry-after"); it != resp.headers.end())
       after = parse_retry_after(it->second, std::chrono::system_clock::now());
-    return transient("the Store is throttling requests for this player (HTTP 429)", after);
+    return transient("throttled", "the Store is throttling requests for this player (HTTP 429)", after);
   }
   if (resp.status == 401 && err.inner_code == "AuthenticationTokenInvalid") {
-    auto f = permanent(
+    auto f = permanent("dead_key",
         "the Store rejected the collections key (AuthenticationTokenInvalid): the key has expired or was not "
         "issued for this app; the game client must request a new key and upload it");
     f.dead_key = store::key_kind::collections;
     return f;
   }
   if (resp.status == 401 && err.inner_code == "InconsistentClientId") {
-    auto f = permanent(
+    auto f = permanent("dead_key",
         "the Store says the collections key was created for another Entra application (InconsistentClientId); "
         "the game client must request its key with the client id in [entra] client_id");
     f.dead_key = store::key_kind::collections;
     return f;
   }
   if (resp.status == 400)
-    return permanent("the Store refused the collections query (HTTP 400 " + detail + ")");
+    return permanent("store_rejected", "the Store refused the collections query (HTTP 400 " + detail + ")");
   if (resp.status >= 500)
-    return transient("the Store collections API failed (HTTP " + std::to_string(resp.status) + ")");
-  return transient("the Store collections API answered HTTP " + std::to_string(resp.status) +
+    return transient("store_error", "the Store collections API failed (HTTP " + std::to_string(resp.status) + ")");
+  return transient("store_error", "the Store collections API answered HTTP " + std::to_string(resp.status) +
                    (detail.empty() ? "" : " (" + detail + ")"));
 }
 
@@ -128,17 +131,17 @@ asio::awaitable<std::variant<db::sync_outcome, sync_failure>> sync_collections(c
   if (!job.key_problems.empty()) {
     std::string reason = job.key_problems.front();
     for (std::size_t i = 1; i < job.key_problems.size(); ++i) reason += "; " + job.key_problems[i];
-    co_return permanent(std::move(reason));
+    co_return permanent("bad_key", std::move(reason));
   }
   if (!job.collections_key)
-    co_return permanent(
+    co_return permanent("no_key",
         "no collections key is stored for this player: the game backend must insert the player's "
         "UserCollectionsId into entitlement_sync.key_uploads");
   if (job.collections_key_dead)
-    co_return permanent("the collections key was refused by the Store at " + *job.collections_key_dead +
+    co_return permanent("dead_key", "the collections key was refused by the Store at " + *job.collections_key_dead +
                         "; the game client must request a new key from the Store and upload it");
   if (job.collections_key_expires_at && job.collections_key_expires_at->micros <= now_micros())
-    co_return permanent("the collections key expired at " + utc(*job.collections_key_expires_at) +
+    co_return permanent("expired_key", "the collections key expired at " + utc(*job.collections_key_expires_at) +
                         "; the game client must request a new key from the Store and upload it");
 
   std::string collections_key = *job.collections_key;
@@ -146,7 +149,7 @@ asio::awaitable<std::variant<db::sync_outcome, sync_failure>> sync_collections(c
                         job.collections_key_expires_at, gateway, tokens, report);
   for (const auto& d : report.dead) {
     if (d.kind == store::key_kind::collections) {
-      auto f = permanent(d.reason);
+      auto f = permanent("dead_key", d.reason);
       f.dead_key = store::key_kind::collections;
       report.dead.clear();
       co_return f;
@@ -172,10 +175,10 @@ asio::awaitable<std::variant<db::sync_outcome, sync_failure>> sync_collections(c
 
   while (true) {
     if (outcome.pages >= cfg.store.max_pages)
-      co_return permanent("the collection has more than " + std::to_string(cfg.store.max_pages) +
+      co_return permanent("too_many_pages", "the collection has more than " + std::to_string(cfg.store.max_pages) +
                           " pages ([store] max_pages); raise it if this player really owns that much");
     auto token = co_await tokens.get(cfg.entra.audience);
-    if (!token.access_token) co_return transient(token.error);
+    if (!token.access_token) co_return transient("entra", token.error);
 
     net::http_request req;
     req.method = "POST";
@@ -185,7 +188,7 @@ asio::awaitable<std::variant<db::sync_outcome, sync_failure>> sync_collections(c
     req.headers.emplace_back("Accept", "application/json");
     req.body = store::build_collections_query_v6(query);
     auto [ec, resp] = co_await gateway.send(std::move(req));
-    if (ec) co_return transient("the Store collections API could not be reached: " + ec.message());
+    if (ec) co_return transient("unreachable", "the Store collections API could not be reached: " + ec.message());
 
     if (resp.status == 401 && !token_refreshed &&
         store::parse_store_error_body(resp.body).inner_code != "AuthenticationTokenInvalid") {
@@ -211,7 +214,7 @@ asio::awaitable<std::variant<db::sync_outcome, sync_failure>> sync_collections(c
 
     auto parsed = store::parse_collections_response(resp.body);
     if (!parsed)
-      co_return transient("the Store's collections answer made no sense (page " +
+      co_return transient("bad_answer", "the Store's collections answer made no sense (page " +
                           std::to_string(outcome.pages + 1) + "): " + parsed.error);
     ++outcome.pages;
     for (auto& item : parsed.page->items) {
@@ -227,7 +230,7 @@ asio::awaitable<std::variant<db::sync_outcome, sync_failure>> sync_collections(c
     auto next = std::move(parsed.page->continuation_token);
     if (!next) break;
     if (query.continuation_token && *query.continuation_token == *next)
-      co_return transient("the Store returned the same continuation token twice");
+      co_return transient("bad_answer", "the Store returned the same continuation token twice");
     query.continuation_token = std::move(next);
   }
   // A watermark in the future would hide items modified before it: never trust one beyond our clock.
