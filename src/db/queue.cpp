@@ -324,6 +324,27 @@ std::optional<double> seconds_until_next_due(pqxx::connection& c) {
   return std::max(0.0, row[0].as<double>());
 }
 
+queue_stats read_queue_stats(pqxx::connection& c) {
+  pqxx::read_transaction tx(c);
+  queue_stats q;
+  auto row = tx.exec1(
+      "SELECT count(*) FILTER (WHERE state = 'pending'), count(*) FILTER (WHERE state = 'running'), "
+      "  coalesce(extract(epoch FROM now() - min(created_at) FILTER (WHERE state = 'pending' "
+      "    AND run_after <= now())), 0)::float8, count(*) FILTER (WHERE state = 'failed') "
+      "FROM entitlement_sync.key_uploads WHERE state IN ('pending', 'running', 'failed')");
+  q.waiting = row[0].as<long long>();
+  q.running = row[1].as<long long>();
+  q.oldest_waiting_seconds = row[2].as<double>();
+  q.failed = row[3].as<long long>();
+  q.keys_expiring_7d = tx.exec1(
+      "SELECT count(*) FILTER (WHERE collections_key IS NOT NULL AND collections_key_dead_at IS NULL "
+      "    AND collections_key_expires_at BETWEEN now() AND now() + interval '7 days') + "
+      "  count(*) FILTER (WHERE purchase_key IS NOT NULL AND purchase_key_dead_at IS NULL "
+      "    AND purchase_key_expires_at BETWEEN now() AND now() + interval '7 days') "
+      "FROM entitlement_sync.user_keys")[0].as<long long>();
+  return q;
+}
+
 bool hand_back_job(pqxx::connection& c, const sync_job& job, const std::string& owner) {
   pqxx::work tx(c);
   auto r = tx.exec_params(

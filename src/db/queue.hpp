@@ -100,6 +100,15 @@ bool hand_back_job(pqxx::connection& c, const sync_job& job, const std::string& 
 // Seconds until the earliest waiting event is due (0 if one is due now); nullopt when nothing waits.
 std::optional<double> seconds_until_next_due(pqxx::connection& c);
 
+struct queue_stats {
+  long long waiting = 0;              // pending events
+  long long running = 0;
+  double oldest_waiting_seconds = 0;  // age of the oldest pending event that is due
+  long long keys_expiring_7d = 0;     // live keys that expire within 7 days
+  long long failed = 0;               // events retained in state failed
+};
+queue_stats read_queue_stats(pqxx::connection& c);
+
 // Formats a PostgreSQL array literal of text values ('{"a","b"}'), quoting every element.
 std::string to_pg_text_array(const std::vector<std::string>& values);
 

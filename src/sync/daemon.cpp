@@ -20,7 +20,10 @@
 #include "db/notification_listener.hpp"
 #include "db/queue.hpp"
 #include "ops/log.hpp"
+#include "ops/metrics.hpp"
+#include "ops/metrics_server.hpp"
 #include "ops/systemd_notify.hpp"
+#include "sync/daemon_metrics.hpp"
 #include "sync/key_renewal.hpp"
 #include "sync/player_sync.hpp"
 
@@ -43,8 +46,9 @@ std::string make_owner_name() {
 class daemon {
  public:
   daemon(const config::config& cfg, const run_options& opts, asio::io_context& io, db::db_pool& db,
-         store_gateway& gateway, entra_token_cache& tokens, const db::key_codec& codec)
+         store_gateway& gateway, entra_token_cache& tokens, const db::key_codec& codec, ops::metrics& metrics)
       : cfg_(cfg), opts_(opts), io_(io), db_(db), gateway_(gateway), tokens_(tokens), codec_(codec),
+        metrics_(metrics),
         owner_(make_owner_name()), wake_timer_(io), rng_(std::random_device{}()) {}
 
   const std::string& owner() const { return owner_; }
@@ -59,6 +63,7 @@ class daemon {
     if (stopping_) return;
     ops::notify_stopping(std::string("stopping: ") + why);
     watchdog_timer_.cancel();
+    gauge_timer_.cancel();
     log::info(std::string("stopping: ") + why + " " + log::field("in_flight", static_cast<long long>(in_flight_)));
     stopping_ = true;
     sweep_timer_.cancel();
@@ -149,9 +154,17 @@ class daemon {
       ~unregister() { jobs->erase(job); }
     } guard{in_flight_jobs_, &job};
     const auto started = std::chrono::steady_clock::now();
+    metrics_.set(metric::syncs_in_flight, static_cast<double>(in_flight_));
     auto report = co_await sync_player(job, gateway_, tokens_);
     auto& result = report.result;
     const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started);
+    metrics_.observe(metric::sync_duration, static_cast<double>(ms.count()) / 1000.0);
+    if (!report.renewed.empty())
+      metrics_.inc(metric::key_renewals, {{"trigger", "sync"}, {"outcome", "renewed"}},
+                   static_cast<double>(report.renewed.size()));
+    if (!report.dead.empty())
+      metrics_.inc(metric::key_renewals, {{"trigger", "sync"}, {"outcome", "dead"}},
+                   static_cast<double>(report.dead.size()));
     std::string common = log::field("user", job.user_id) + " " +
                          log::field("events", static_cast<long long>(job.event_ids.size())) + " " +
                          log::field("first_event", job.event_ids.front()) + " " +
@@ -188,6 +201,8 @@ class daemon {
                   log::field("pages", ok->pages) + " " +
                   (ok->throttled_waits ? log::field("throttled_waits", ok->throttled_waits) + " " : std::string()) + log::field("duration_ms", static_cast<long long>(ms.count())) +
                   " " + (mine ? "outcome=ok" : "outcome=lost-lease"));
+        metrics_.inc(metric::events, {{"outcome", mine ? "done" : "lost_lease"}});
+        if (mine) metrics_.inc(metric::items_written, {}, static_cast<double>(ok->items.size()));
       } else {
         auto& failure = std::get<sync_failure>(result);
         std::optional<std::chrono::system_clock::time_point> retry_at;
@@ -201,6 +216,8 @@ class daemon {
         auto line = "sync " + common + log::field("duration_ms", static_cast<long long>(ms.count())) + " " +
                     (final ? "outcome=failed " : "outcome=retry ") + log::field("reason", failure.reason);
         if (final) log::warning(line); else log::info(line);
+        metrics_.inc(metric::events, {{"outcome", final ? "failed" : "retry"}});
+        metrics_.inc(metric::events_failed, {{"reason", failure.code}});
       }
     } catch (const std::exception& e) {
       // The database went away mid-write: the lease brings the events back; nothing is lost.
@@ -224,6 +241,35 @@ class daemon {
     if (!interval) return;
     asio::co_spawn(io_, watchdog(*interval), [](std::exception_ptr) {});
   }
+
+ private:
+  // Gauges that need the database are read every few seconds, never at scrape time.
+  asio::awaitable<void> refresh_gauges() {
+    while (!stopping_) {
+      try {
+        auto read = [](pqxx::connection& c) { return db::read_queue_stats(c); };
+        auto q = co_await db_.run(read);
+        metrics_.set(metric::queue_waiting, static_cast<double>(q.waiting));
+        metrics_.set(metric::queue_running, static_cast<double>(q.running));
+        metrics_.set(metric::queue_failed, static_cast<double>(q.failed));
+        metrics_.set(metric::queue_oldest, q.oldest_waiting_seconds);
+        metrics_.set(metric::keys_expiring, static_cast<double>(q.keys_expiring_7d));
+        db_reachable_ = true;
+      } catch (const std::exception& e) {
+        db_reachable_ = false;
+        log::warning(std::string("metrics: reading queue statistics failed: ") + e.what());
+      }
+      metrics_.set(metric::db_busy, static_cast<double>(db_.busy()));
+      gauge_timer_.expires_after(5s);
+      co_await gauge_timer_.async_wait(asio::as_tuple(asio::use_awaitable));
+    }
+  }
+
+ public:
+  void start_gauges() {
+    asio::co_spawn(io_, refresh_gauges(), [](std::exception_ptr) {});
+  }
+  bool db_reachable() const { return db_reachable_; }
 
  private:
   asio::awaitable<void> sweep_pause(std::chrono::milliseconds d) {
@@ -264,6 +310,8 @@ class daemon {
         }
         auto r = co_await renew_store_id_key(d.key, d.kind, gateway_, tokens_);
         const std::string who = log::field("user", d.user_id) + " " + log::field("key", store::to_string(d.kind));
+        static constexpr const char* names[] = {"renewed", "refused_host", "dead", "failed"};
+        metrics_.inc(metric::key_renewals, {{"trigger", "sweep"}, {"outcome", names[static_cast<int>(r.outcome)]}});
         try {
           if (r.outcome == renewal_result::status::renewed) {
             auto store_key = [&d, &r, fresh = codec_.to_stored(r.key, d.user_id, d.kind)](pqxx::connection& c) {
@@ -351,10 +399,13 @@ class daemon {
   store_gateway& gateway_;
   entra_token_cache& tokens_;
   const db::key_codec& codec_;
+  ops::metrics& metrics_;
   std::string owner_;
   asio::steady_timer wake_timer_;
   asio::steady_timer sweep_timer_{io_};
   asio::steady_timer watchdog_timer_{io_};
+  asio::steady_timer gauge_timer_{io_};
+  bool db_reachable_ = true;
   std::mt19937_64 rng_;
   int in_flight_ = 0;
   int claim_failures_ = 0;
@@ -482,11 +533,13 @@ int run_daemon(const config::config& cfg, const run_options& opts) {
   copts.max_idle_per_host = copts.max_connections_per_host;
   copts.user_agent = std::string("entitlement-syncd/") + ESD_VERSION_STRING;
   net::https_client client(io.get_executor(), *tls, copts);
-  store_gateway gateway(client, cfg);
+  ops::metrics registry;
+  metric::describe_all(registry);
+  store_gateway gateway(client, cfg, &registry);
   entra_token_cache tokens(gateway, std::move(secret));
   db::db_pool db(cfg.database.url, cfg.database.pool_size, cfg.database.statement_timeout);
 
-  daemon d(cfg, opts, io, db, gateway, tokens, codec);
+  daemon d(cfg, opts, io, db, gateway, tokens, codec, registry);
   db::notification_listener listener(cfg.database.url, [&io, &d] { asio::post(io, [&d] { d.wake(); }); });
 
   asio::signal_set signals(io, SIGINT, SIGTERM);
@@ -506,6 +559,26 @@ int run_daemon(const config::config& cfg, const run_options& opts) {
   };
   on_hangup();
 
+  std::unique_ptr<ops::metrics_server> metrics_server;
+  if (!cfg.metrics.listen.empty()) {
+    try {
+      // Ready: the database answers, the listener is connected, and the last Entra token request worked.
+      metrics_server = std::make_unique<ops::metrics_server>(
+          io.get_executor(), cfg.metrics.listen, registry, [&d, &listener, &tokens]() -> ops::health_check {
+            if (!d.db_reachable()) return {false, "database unreachable"};
+            if (!listener.connected()) return {false, "database notifications not connected"};
+            if (!tokens.last_failure().empty()) return {false, "Entra token: " + tokens.last_failure()};
+            return {true, "ready"};
+          });
+      metrics_server->start();
+      log::info("metrics: listening " + log::field("address", cfg.metrics.listen) + " " +
+                log::field("port", static_cast<long long>(metrics_server->port())));
+    } catch (const std::exception& e) {
+      log::error(std::string("metrics: ") + e.what());
+      return 1;
+    }
+    d.start_gauges();
+  }
   if (!opts.drain) d.start_sweep();
   d.start_watchdog();
   ops::notify_ready("running: " + log::field("concurrency", cfg.sync.concurrency));
@@ -522,6 +595,7 @@ int run_daemon(const config::config& cfg, const run_options& opts) {
     }
     signals.cancel();
     hangup.cancel();
+    if (metrics_server) metrics_server->stop();
     client.close_idle();
     // Syncs that outlived shutdown_timeout were handed back: don't wait for them.
     if (d.abandoned()) io.stop();

@@ -6,6 +6,7 @@
 
 #include "ops/log.hpp"
 #include "store/entra_token.hpp"
+#include "sync/daemon_metrics.hpp"
 
 namespace esd::sync {
 
@@ -77,7 +78,10 @@ asio::awaitable<token_answer> entra_token_cache::fetch(const std::string& audien
   }
   e.fetching = false;
   ++e.generation;
+  last_failure_ = answer.access_token ? std::string() : answer.error;
+  if (auto* m = gateway_.metrics()) m->inc(metric::token_fetches, {{"outcome", answer.access_token ? "ok" : "failed"}});
   if (!answer.access_token) {
+    ++failed_fetches_;
     e.failed_generation = e.generation;
     e.last_error = answer.error;
     log::warning("entra: " + answer.error);

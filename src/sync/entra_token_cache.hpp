@@ -35,6 +35,9 @@ class entra_token_cache {
   void set_client_secret(std::string secret) { secret_ = std::move(secret); }
 
   std::uint64_t fetches() const { return fetches_; }
+  std::uint64_t failed_fetches() const { return failed_fetches_; }
+  // Why the last token request failed; empty when the last one succeeded (or none was made yet).
+  const std::string& last_failure() const { return last_failure_; }
 
  private:
   struct entry {
@@ -53,6 +56,8 @@ class entra_token_cache {
   std::string secret_;
   std::map<std::string, entry> entries_;  // std::map: references stay valid across inserts
   std::uint64_t fetches_ = 0;
+  std::uint64_t failed_fetches_ = 0;
+  std::string last_failure_;
 };
 
 }  // namespace esd::sync

@@ -1,11 +1,14 @@
 #include "sync/store_gateway.hpp"
 
+#include "sync/daemon_metrics.hpp"
+
 #include <boost/asio/error.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
 namespace esd::sync {
 
-store_gateway::store_gateway(net::https_client& client, const config::config& cfg) : client_(client), cfg_(cfg) {
+store_gateway::store_gateway(net::https_client& client, const config::config& cfg, ops::metrics* metrics)
+    : client_(client), cfg_(cfg), metrics_(metrics) {
   for (const auto& url : {cfg.store.collections_url, cfg.store.purchase_url}) {
     if (auto u = net::parse_https_url(url)) store_endpoints_.emplace(u->host, u->port);
   }
@@ -26,7 +29,17 @@ bool store_gateway::is_store_endpoint(const std::string& url) const {
 boost::asio::awaitable<std::pair<boost::system::error_code, net::http_response>> store_gateway::send(
     net::http_request r) {
   if (!allowed(r.url)) co_return std::pair{make_error_code(boost::asio::error::access_denied), net::http_response{}};
-  co_return co_await client_.send(std::move(r));
+  const char* endpoint = r.url.find("/collections/query") != std::string::npos ? "collections_query"
+                         : r.url.find("/keys/renew") != std::string::npos      ? "key_renew"
+                         : r.url.find("/oauth2/") != std::string::npos         ? "entra_token"
+                                                                               : "other";
+  auto answer = co_await client_.send(std::move(r));
+  if (metrics_) {
+    const std::string status = answer.first ? std::string("error") : std::to_string(answer.second.status);
+    metrics_->inc(metric::store_requests, {{"endpoint", endpoint}, {"status", status}});
+    if (!answer.first && answer.second.status == 429) metrics_->inc(metric::store_throttled);
+  }
+  co_return answer;
 }
 
 }  // namespace esd::sync

@@ -11,12 +11,15 @@
 
 #include "config/config.hpp"
 #include "net/https_client.hpp"
+#include "ops/metrics.hpp"
 
 namespace esd::sync {
 
 class store_gateway {
  public:
-  store_gateway(net::https_client& client, const config::config& cfg);
+  store_gateway(net::https_client& client, const config::config& cfg, ops::metrics* metrics = nullptr);
+
+  ops::metrics* metrics() const { return metrics_; }
 
   // True when url is https and its host and port belong to a configured endpoint (Store or Entra).
   bool allowed(const std::string& url) const;
@@ -37,6 +40,7 @@ class store_gateway {
   const config::config& cfg_;
   std::set<std::pair<std::string, std::uint16_t>> endpoints_;
   std::set<std::pair<std::string, std::uint16_t>> store_endpoints_;
+  ops::metrics* metrics_;
 };
 
 }  // namespace esd::sync

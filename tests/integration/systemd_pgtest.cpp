@@ -135,3 +135,49 @@ BOOST_AUTO_TEST_CASE(the_unit_verifies_and_scores_ok) {
   BOOST_TEST(score <= 2.0, security.output);
   BOOST_TEST(word == "OK");
 }
+
+BOOST_AUTO_TEST_CASE(metrics_match_the_work_done_and_health_endpoints_answer) {
+  environment env({}, "[metrics]\nlisten = 127.0.0.1:0\n");
+  for (int i = 0; i < 3; ++i) {
+    const std::string user = "metrics-" + std::to_string(i);
+    env.emu.put_items(user, emulator_instance::make_items(user, 4));
+    env.upload(user, env.emu.mint_key(user));
+  }
+  env.upload("metrics-bad", std::string("not-a-key"));
+  background_process daemon({daemon_paths::daemon_bin(), "--config", env.config.string(), "run"},
+                            env.work.path() / "daemon.log");
+  const auto deadline = std::chrono::steady_clock::now() + 30s;
+  while (query_count(env.pg.url(), "SELECT count(*) FROM entitlement_sync.key_uploads WHERE state IN "
+                                   "('pending','running')") > 0 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(50ms);
+  const auto log = daemon.log();
+  const auto at = log.find("metrics: listening");
+  BOOST_TEST_REQUIRE(at != std::string::npos, log);
+  const auto port = std::stoi(log.substr(log.find("port=", at) + 5));
+  const std::string base = "http://127.0.0.1:" + std::to_string(port);
+  std::this_thread::sleep_for(5500ms);  // one refresh of the database gauges
+  auto get = [](const std::string& url) {
+    return run_process({"curl", "-s", "-w", "\n%{http_code}", url}, 20s).output;
+  };
+  const auto scrape = get(base + "/metrics");
+  auto has = [&](const std::string& line) {
+    BOOST_TEST(scrape.find(line + "\n") != std::string::npos, "missing '" << line << "' in\n" << scrape);
+  };
+  has("entitlement_syncd_events_total{outcome=\"done\"} 3");
+  has("entitlement_syncd_events_total{outcome=\"failed\"} 1");
+  has("entitlement_syncd_events_failed_total{reason=\"bad_key\"} 1");
+  has("entitlement_syncd_items_written_total 12");
+  has("entitlement_syncd_store_requests_total{endpoint=\"collections_query\",status=\"200\"} 3");
+  has("entitlement_syncd_store_requests_total{endpoint=\"entra_token\",status=\"200\"} 1");
+  has("entitlement_syncd_token_fetches_total{outcome=\"ok\"} 1");
+  has("entitlement_syncd_sync_duration_seconds_count 4");
+  has("entitlement_syncd_queue_waiting 0");
+  has("entitlement_syncd_queue_failed 1");
+  has("# TYPE entitlement_syncd_sync_duration_seconds histogram");
+  BOOST_TEST(scrape.find("eyJ") == std::string::npos);  // no credential in a metric
+  BOOST_TEST(get(base + "/healthz").find("\n200") != std::string::npos);
+  auto ready = get(base + "/readyz");
+  BOOST_TEST(ready.find("\n200") != std::string::npos, ready);
+  daemon.signal(SIGTERM);
+  BOOST_TEST(daemon.wait(20s).value_or(-1) == 0, daemon.log());
+}
