@@ -48,12 +48,17 @@ std::string format_number(double v) {
 void append_escaped(std::string& out, std::string_view text, bool escape_quotes) {
   for (const char c : text) {
     switch (c) {
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
       case '"':
         out += escape_quotes ? "\\\"" : "\"";
         break;
-      default: out += c;
+      default:
+        out += c;
     }
   }
 }
@@ -89,9 +94,12 @@ void append_sample(std::string& out, std::string_view name, std::string_view suf
 
 const char* kind_name(int k) {
   switch (k) {
-    case 0: return "counter";
-    case 1: return "gauge";
-    default: return "histogram";
+    case 0:
+      return "counter";
+    case 1:
+      return "gauge";
+    default:
+      return "histogram";
   }
 }
 
@@ -176,9 +184,9 @@ void metrics::observe(const std::string& name, double value, const labels& l) {
   const auto& bounds = families_.find(name)->second.bounds;
   // NaN belongs in no finite bucket; it only lands in +Inf (and poisons _sum, as in the Go client).
   const std::size_t bucket =
-      std::isnan(value) ? bounds.size()
-                        : static_cast<std::size_t>(std::lower_bound(bounds.begin(), bounds.end(), value) -
-                                                   bounds.begin());
+      std::isnan(value)
+          ? bounds.size()
+          : static_cast<std::size_t>(std::lower_bound(bounds.begin(), bounds.end(), value) - bounds.begin());
   ++s.buckets[bucket];
   s.sum += value;
   ++s.count;

@@ -31,7 +31,7 @@ class metrics {
 
   // Counters only go up (a negative `by` is a logic_error); gauges may go either way.
   void inc(const std::string& name, const labels& l = {}, double by = 1);
-  void set(const std::string& name, double value, const labels& l = {});  // gauges
+  void set(const std::string& name, double value, const labels& l = {});      // gauges
   void observe(const std::string& name, double value, const labels& l = {});  // histograms
 
   // Gauges computed at scrape time (e.g. from a cached database query result): called by render() before

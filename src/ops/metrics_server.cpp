@@ -1,5 +1,6 @@
 #include "ops/metrics_server.hpp"
 
+#include <array>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/dispatch.hpp>
@@ -16,7 +17,6 @@
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/write.hpp>
-#include <array>
 #include <charconv>
 #include <chrono>
 #include <cstdint>
@@ -69,7 +69,8 @@ namespace {
 
 using state = detail::metrics_server_state;
 
-constexpr auto read_timeout = 10s;   // per request, including the idle time before it on a kept-alive connection
+// Per request, including the idle time before it on a kept-alive connection.
+constexpr auto read_timeout = 10s;
 constexpr auto write_timeout = 10s;  // a scraper that stops reading
 constexpr auto linger_timeout = 1s;  // draining a bad request before closing
 constexpr std::size_t linger_limit = 64 * 1024;
@@ -114,7 +115,8 @@ listen_spec parse_listen(const std::string& listen) {
     if (colon == std::string::npos) bad_address(listen, "expected host:port, e.g. 127.0.0.1:9187 or :9187");
     host = listen.substr(0, colon);
     port_text = std::string_view(listen).substr(colon + 1);
-    if (host.find(':') != std::string::npos) bad_address(listen, "write an IPv6 address in brackets, e.g. [::1]:9187");
+    if (host.find(':') != std::string::npos)
+      bad_address(listen, "write an IPv6 address in brackets, e.g. [::1]:9187");
   }
   unsigned port = 0;
   const auto [end, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);

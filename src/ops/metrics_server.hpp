@@ -41,9 +41,9 @@ class metrics_server {
   void start();  // spawns the accept loop on the executor
   void stop();   // closes the acceptor and the open connections (runs on the executor)
 
-
  private:
-  std::shared_ptr<detail::metrics_server_state> state_;  // shared with the coroutines, which may outlive this object briefly
+  // Shared with the coroutines, which may outlive this object briefly.
+  std::shared_ptr<detail::metrics_server_state> state_;
 };
 
 }  // namespace esd::ops

@@ -33,7 +33,9 @@ using tcp = asio::ip::tcp;
 using esd::ops::metrics;
 
 auto names(const std::string& fragment) {
-  return [fragment](const std::logic_error& e) { return std::string(e.what()).find(fragment) != std::string::npos; };
+  return [fragment](const std::logic_error& e) {
+    return std::string(e.what()).find(fragment) != std::string::npos;
+  };
 }
 
 }  // namespace
@@ -225,10 +227,12 @@ struct client {
   tcp::socket socket{ioc};
   beast::flat_buffer buffer;
 
-  explicit client(unsigned short port) { socket.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), port)); }
+  explicit client(unsigned short port) {
+    socket.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), port));
+  }
 
-  http::response<http::string_body> request(http::verb verb, const std::string& target, bool keep_alive = true,
-                                            std::string body = {}) {
+  http::response<http::string_body> request(http::verb verb, const std::string& target,
+                                            bool keep_alive = true, std::string body = {}) {
     http::request<http::string_body> req{verb, target, 11};
     req.set(http::field::host, "127.0.0.1");
     req.keep_alive(keep_alive);
@@ -328,7 +332,8 @@ BOOST_AUTO_TEST_CASE(garbage_gets_400_and_the_server_keeps_serving) {
   }
   {
     client c(s.server->port());
-    asio::write(c.socket, asio::buffer(std::string("GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: zz\r\n\r\n")));
+    asio::write(c.socket,
+                asio::buffer(std::string("GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: zz\r\n\r\n")));
     BOOST_TEST(c.read().result_int() == 400);
   }
   client c(s.server->port());
@@ -403,14 +408,16 @@ BOOST_AUTO_TEST_CASE(listen_addresses) {
   }
   for (const std::string bad : {"127.0.0.1", "127.0.0.1:99999", "127.0.0.1:x", "::1:9187", "example.org:9187",
                                 "[::1]9187", "192.0.2.1:0"}) {
-    BOOST_CHECK_EXCEPTION(esd::ops::metrics_server(ioc.get_executor(), bad, m, ready), std::runtime_error,
-                          [&](const std::runtime_error& e) { return std::string(e.what()).find(bad) != std::string::npos; });
+    BOOST_CHECK_EXCEPTION(
+        esd::ops::metrics_server(ioc.get_executor(), bad, m, ready), std::runtime_error,
+        [&](const std::runtime_error& e) { return std::string(e.what()).find(bad) != std::string::npos; });
   }
   // A port already taken names the address too.
   esd::ops::metrics_server first(ioc.get_executor(), "127.0.0.1:0", m, ready);
   const std::string taken = "127.0.0.1:" + std::to_string(first.port());
-  BOOST_CHECK_EXCEPTION(esd::ops::metrics_server(ioc.get_executor(), taken, m, ready), std::runtime_error,
-                        [&](const std::runtime_error& e) { return std::string(e.what()).find(taken) != std::string::npos; });
+  BOOST_CHECK_EXCEPTION(
+      esd::ops::metrics_server(ioc.get_executor(), taken, m, ready), std::runtime_error,
+      [&](const std::runtime_error& e) { return std::string(e.what()).find(taken) != std::string::npos; });
 }
 
 BOOST_AUTO_TEST_SUITE_END()
