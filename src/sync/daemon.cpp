@@ -47,11 +47,34 @@ class daemon {
  public:
   daemon(const config::config& cfg, const run_options& opts, asio::io_context& io, db::db_pool& db,
          store_gateway& gateway, entra_token_cache& tokens, const db::key_codec& codec, ops::metrics& metrics)
-      : cfg_(cfg), opts_(opts), io_(io), db_(db), gateway_(gateway), tokens_(tokens), codec_(codec),
+      : cfg_(cfg), sync_(cfg.sync), opts_(opts), io_(io), db_(db), gateway_(gateway), tokens_(tokens), codec_(codec),
         metrics_(metrics),
         owner_(make_owner_name()), wake_timer_(io), rng_(std::random_device{}()) {}
 
   const std::string& owner() const { return owner_; }
+
+  // SIGHUP: the [sync] limits that apply at once. Returns what changed, in words.
+  std::vector<std::string> apply_sync_limits(const config::sync_config& fresh) {
+    std::vector<std::string> changed;
+    auto note = [&](const char* name, auto before, auto after) {
+      if (before != after)
+        changed.push_back(std::string(name) + " " + std::to_string(before) + " -> " + std::to_string(after));
+    };
+    note("concurrency", sync_.concurrency, fresh.concurrency);
+    note("poll_interval", sync_.poll_interval.count(), fresh.poll_interval.count());
+    note("max_attempts", sync_.max_attempts, fresh.max_attempts);
+    note("retry_base", sync_.retry_base.count(), fresh.retry_base.count());
+    note("retry_cap", sync_.retry_cap.count(), fresh.retry_cap.count());
+    note("shutdown_timeout", sync_.shutdown_timeout.count(), fresh.shutdown_timeout.count());
+    sync_.concurrency = fresh.concurrency;
+    sync_.poll_interval = fresh.poll_interval;
+    sync_.max_attempts = fresh.max_attempts;
+    sync_.retry_base = fresh.retry_base;
+    sync_.retry_cap = fresh.retry_cap;
+    sync_.shutdown_timeout = fresh.shutdown_timeout;
+    if (!changed.empty()) wake();  // more room may mean more claims now
+    return changed;
+  }
 
   // Called on the event loop (the listener posts here).
   void wake() {
@@ -71,10 +94,10 @@ class daemon {
   }
 
   asio::awaitable<int> dispatch() {
-    const auto drain_deadline = std::chrono::steady_clock::now() + cfg_.sync.drain_grace;
+    const auto drain_deadline = std::chrono::steady_clock::now() + sync_.drain_grace;
     while (!stopping_) {
       wake_requested_ = false;
-      const int free = cfg_.sync.concurrency - in_flight_;
+      const int free = sync_.concurrency - in_flight_;
       std::size_t claimed = 0;
       if (free > 0) {
         try {
@@ -94,9 +117,9 @@ class daemon {
           }
         }
       }
-      if (claimed > 0 && in_flight_ < cfg_.sync.concurrency) continue;  // there may be more ready
+      if (claimed > 0 && in_flight_ < sync_.concurrency) continue;  // there may be more ready
 
-      auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(cfg_.sync.poll_interval);
+      auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(sync_.poll_interval);
       if (opts_.drain && in_flight_ == 0 && claimed == 0) {
         // Nothing running and nothing ready: finish unless a retry falls due within the grace period.
         std::optional<double> next;
@@ -207,9 +230,9 @@ class daemon {
         auto& failure = std::get<sync_failure>(result);
         std::optional<std::chrono::system_clock::time_point> retry_at;
         if (failure.kind == failure_kind::transient)
-          retry_at = std::chrono::system_clock::now() + retry_delay(job.attempts, cfg_.sync.retry_base,
-                                                                    cfg_.sync.retry_cap, failure.retry_after, rng_);
-        auto fail = [&job, &failure, &retry_at, owner = owner_, max = cfg_.sync.max_attempts](pqxx::connection& c) {
+          retry_at = std::chrono::system_clock::now() + retry_delay(job.attempts, sync_.retry_base,
+                                                                    sync_.retry_cap, failure.retry_after, rng_);
+        auto fail = [&job, &failure, &retry_at, owner = owner_, max = sync_.max_attempts](pqxx::connection& c) {
           return db::fail_job(c, job, owner, failure.reason, retry_at, max, failure.dead_key);
         };
         bool final = co_await db_.run(fail);
@@ -361,7 +384,7 @@ class daemon {
 
  private:
   asio::awaitable<void> finish_in_flight() {
-    const auto deadline = std::chrono::steady_clock::now() + cfg_.sync.shutdown_timeout;
+    const auto deadline = std::chrono::steady_clock::now() + sync_.shutdown_timeout;
     asio::steady_timer t(io_);
     while (in_flight_ > 0 && std::chrono::steady_clock::now() < deadline) {
       t.expires_after(50ms);
@@ -382,7 +405,7 @@ class daemon {
       }
     }
     log::warning("stopping with " + std::to_string(unfinished.size()) + " syncs unfinished after " +
-                 std::to_string(cfg_.sync.shutdown_timeout.count()) + "s: handed back " +
+                 std::to_string(sync_.shutdown_timeout.count()) + "s: handed back " +
                  std::to_string(handed_back) + " to the queue");
     abandoned_ = true;
   }
@@ -393,6 +416,7 @@ class daemon {
  private:
 
   const config::config& cfg_;
+  config::sync_config sync_;  // the [sync] limits in force: SIGHUP may change them
   const run_options& opts_;
   asio::io_context& io_;
   db::db_pool& db_;
@@ -441,14 +465,8 @@ std::vector<std::string> needs_restart(const config::config& a, const config::co
   check("[store] request_timeout", a.store.request_timeout == b.store.request_timeout);
   check("[store] max_connections_per_host", a.store.max_connections_per_host == b.store.max_connections_per_host);
   check("[store] max_pages", a.store.max_pages == b.store.max_pages);
-  check("[sync] concurrency", a.sync.concurrency == b.sync.concurrency);
-  check("[sync] poll_interval", a.sync.poll_interval == b.sync.poll_interval);
   check("[sync] watermark_overlap", a.sync.watermark_overlap == b.sync.watermark_overlap);
-  check("[sync] max_attempts", a.sync.max_attempts == b.sync.max_attempts);
-  check("[sync] retry_base", a.sync.retry_base == b.sync.retry_base);
-  check("[sync] retry_cap", a.sync.retry_cap == b.sync.retry_cap);
   check("[sync] max_inline_wait", a.sync.max_inline_wait == b.sync.max_inline_wait);
-  check("[sync] shutdown_timeout", a.sync.shutdown_timeout == b.sync.shutdown_timeout);
   check("[keys] renew_after", a.keys.renew_after == b.keys.renew_after);
   check("[keys] renew_before_expiry", a.keys.renew_before_expiry == b.keys.renew_before_expiry);
   check("[keys] keep_alive_for", a.keys.keep_alive_for == b.keys.keep_alive_for);
@@ -459,9 +477,10 @@ std::vector<std::string> needs_restart(const config::config& a, const config::co
   return out;
 }
 
-// SIGHUP: re-read the config file and the client secret. The log level and the secret take effect at
-// once; every other changed key is named as needing a restart. A broken file changes nothing.
-void reload(const config::config& running, entra_token_cache& tokens) {
+// SIGHUP: re-read the config file and the client secret. The log level, the secret and the [sync]
+// limits (concurrency, poll_interval, max_attempts, retry_base, retry_cap, shutdown_timeout) take
+// effect at once; every other changed key is named as needing a restart. A broken file changes nothing.
+void reload(const config::config& running, entra_token_cache& tokens, daemon& d) {
   ops::notify_reloading();
   try {
     auto fresh = config::load_config(running.source_path);
@@ -472,6 +491,7 @@ void reload(const config::config& running, entra_token_cache& tokens) {
                         std::string(log::to_string(level)));
       log::set_level(level);
     }
+    for (auto& change : d.apply_sync_limits(fresh.sync)) applied.push_back(std::move(change));
     tokens.set_client_secret(config::read_secret_file(running.entra.client_secret_file, "entra.client_secret_file"));
     applied.emplace_back("client secret re-read");
     std::string line = "reloaded " + running.source_path + ": applied: ";
@@ -553,7 +573,7 @@ int run_daemon(const config::config& cfg, const run_options& opts) {
   std::function<void()> on_hangup = [&] {
     hangup.async_wait([&](const boost::system::error_code& ec, int) {
       if (ec) return;
-      reload(cfg, tokens);
+      reload(cfg, tokens, d);
       on_hangup();
     });
   };

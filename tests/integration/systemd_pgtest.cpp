@@ -181,3 +181,36 @@ BOOST_AUTO_TEST_CASE(metrics_match_the_work_done_and_health_endpoints_answer) {
   daemon.signal(SIGTERM);
   BOOST_TEST(daemon.wait(20s).value_or(-1) == 0, daemon.log());
 }
+
+BOOST_AUTO_TEST_CASE(sighup_applies_a_new_concurrency_at_once) {
+  // Every Store answer takes 400 ms, so syncs overlap unless concurrency keeps them apart.
+  environment env({"--latency-ms", "400"});
+  background_process daemon({daemon_paths::daemon_bin(), "--config", env.config.string(), "run"},
+                            env.work.path() / "daemon.log");
+  for (int i = 0; i < 1500 && daemon.log().find("info started") == std::string::npos; ++i)
+    std::this_thread::sleep_for(20ms);
+  {
+    std::ofstream out(env.config, std::ios::app);
+    out << "\n[sync]\nconcurrency = 1\n";
+  }
+  daemon.signal(SIGHUP);
+  for (int i = 0; i < 500 && daemon.log().find("concurrency 64 -> 1") == std::string::npos; ++i)
+    std::this_thread::sleep_for(20ms);
+  BOOST_TEST_REQUIRE(daemon.log().find("concurrency 64 -> 1") != std::string::npos, daemon.log());
+  BOOST_TEST(daemon.log().find("needs a restart: [sync] concurrency") == std::string::npos);
+
+  for (int i = 0; i < 4; ++i) env.upload("one-at-a-time-" + std::to_string(i), env.emu.mint_key("one-at-a-time-" + std::to_string(i)));
+  long long most_running = 0;
+  const auto deadline = std::chrono::steady_clock::now() + 60s;
+  while (std::chrono::steady_clock::now() < deadline) {
+    most_running = std::max(most_running, query_count(env.pg.url(), "SELECT count(DISTINCT user_id) FROM "
+                                                                     "entitlement_sync.key_uploads WHERE state = 'running'"));
+    if (query_count(env.pg.url(), "SELECT count(*) FROM entitlement_sync.key_uploads WHERE state IN ('pending','running')") == 0)
+      break;
+    std::this_thread::sleep_for(20ms);
+  }
+  BOOST_TEST(query_count(env.pg.url(), "SELECT count(*) FROM entitlement_sync.user_status WHERE last_synced_at IS NOT NULL") == 4);
+  BOOST_TEST(most_running == 1);
+  daemon.signal(SIGTERM);
+  BOOST_TEST(daemon.wait(30s).value_or(-1) == 0, daemon.log());
+}
