@@ -7,19 +7,21 @@ std::string key_codec::binding(const std::string& user_id, store::key_kind kind)
 }
 
 std::string key_codec::to_stored(const std::string& key, const std::string& user_id, store::key_kind kind) const {
-  if (!ring_) return key;
-  return store::seal(*ring_, key, binding(user_id, kind));
+  auto r = ring();
+  if (!r) return key;
+  return store::seal(*r, key, binding(user_id, kind));
 }
 
 std::optional<std::string> key_codec::from_stored(const std::string& stored, const std::string& user_id,
                                                   store::key_kind kind, std::string& error) const {
   if (!store::is_sealed(stored)) return stored;
-  if (!ring_) {
+  auto r = ring();
+  if (!r) {
     error = "the stored " + std::string(store::to_string(kind)) +
             " key is encrypted, but [security] key_encryption_key_file is not set";
     return std::nullopt;
   }
-  auto opened = store::open_sealed(*ring_, stored, binding(user_id, kind));
+  auto opened = store::open_sealed(*r, stored, binding(user_id, kind));
   if (!opened) {
     error = "the stored " + std::string(store::to_string(kind)) + " key cannot be decrypted: " + opened.error +
             "; check [security] key_encryption_key_file, or have the game client upload a new key";

@@ -3,6 +3,8 @@
 // Plain values written before encryption was turned on still open, and are sealed on their next write.
 #pragma once
 
+#include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 
@@ -11,13 +13,24 @@
 
 namespace esd::db {
 
+// Thread-safe: the database worker threads seal and open while SIGHUP may swap in a re-read key ring.
 class key_codec {
  public:
   key_codec() = default;
-  explicit key_codec(store::keyring ring) : ring_(std::move(ring)) {}
+  explicit key_codec(store::keyring ring) : ring_(std::make_shared<const store::keyring>(std::move(ring))) {}
 
-  bool encrypting() const { return ring_.has_value(); }
-  std::string current_key_id() const { return ring_ ? ring_->current_id() : std::string(); }
+  bool encrypting() const { return ring() != nullptr; }
+  std::string current_key_id() const {
+    auto r = ring();
+    return r ? r->current_id() : std::string();
+  }
+
+  // Replaces the key ring (SIGHUP re-read of [security] key_encryption_key_file).
+  void replace_ring(store::keyring ring) {
+    auto fresh = std::make_shared<const store::keyring>(std::move(ring));
+    std::lock_guard lock(mutex_);
+    ring_ = std::move(fresh);
+  }
 
   std::string to_stored(const std::string& key, const std::string& user_id, store::key_kind kind) const;
 
@@ -27,7 +40,12 @@ class key_codec {
 
  private:
   static std::string binding(const std::string& user_id, store::key_kind kind);
-  std::optional<store::keyring> ring_;
+  std::shared_ptr<const store::keyring> ring() const {
+    std::lock_guard lock(mutex_);
+    return ring_;
+  }
+  mutable std::mutex mutex_;
+  std::shared_ptr<const store::keyring> ring_;
 };
 
 }  // namespace esd::db

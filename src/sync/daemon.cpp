@@ -480,7 +480,7 @@ std::vector<std::string> needs_restart(const config::config& a, const config::co
 // SIGHUP: re-read the config file and the client secret. The log level, the secret and the [sync]
 // limits (concurrency, poll_interval, max_attempts, retry_base, retry_cap, shutdown_timeout) take
 // effect at once; every other changed key is named as needing a restart. A broken file changes nothing.
-void reload(const config::config& running, entra_token_cache& tokens, daemon& d) {
+void reload(const config::config& running, entra_token_cache& tokens, daemon& d, db::key_codec& codec) {
   ops::notify_reloading();
   try {
     auto fresh = config::load_config(running.source_path);
@@ -494,6 +494,10 @@ void reload(const config::config& running, entra_token_cache& tokens, daemon& d)
     for (auto& change : d.apply_sync_limits(fresh.sync)) applied.push_back(std::move(change));
     tokens.set_client_secret(config::read_secret_file(running.entra.client_secret_file, "entra.client_secret_file"));
     applied.emplace_back("client secret re-read");
+    if (!running.security.key_encryption_key_file.empty()) {
+      codec.replace_ring(store::keyring::load_file(running.security.key_encryption_key_file));
+      applied.push_back("key ring re-read (sealing with key id " + codec.current_key_id() + ")");
+    }
     std::string line = "reloaded " + running.source_path + ": applied: ";
     for (std::size_t i = 0; i < applied.size(); ++i) line += (i ? ", " : "") + applied[i];
     auto restart = needs_restart(running, fresh);
@@ -517,7 +521,7 @@ int run_daemon(const config::config& cfg, const run_options& opts) {
   try {
     secret = config::read_secret_file(cfg.entra.client_secret_file, "entra.client_secret_file");
     if (!cfg.security.key_encryption_key_file.empty()) {
-      codec = db::key_codec(store::keyring::load_file(cfg.security.key_encryption_key_file));
+      codec.replace_ring(store::keyring::load_file(cfg.security.key_encryption_key_file));
       log::info("keys: stored keys are encrypted " + log::field("key_id", codec.current_key_id()));
     }
   } catch (const std::exception& e) {
@@ -573,7 +577,7 @@ int run_daemon(const config::config& cfg, const run_options& opts) {
   std::function<void()> on_hangup = [&] {
     hangup.async_wait([&](const boost::system::error_code& ec, int) {
       if (ec) return;
-      reload(cfg, tokens, d);
+      reload(cfg, tokens, d, codec);
       on_hangup();
     });
   };

@@ -214,3 +214,43 @@ BOOST_AUTO_TEST_CASE(sighup_applies_a_new_concurrency_at_once) {
   daemon.signal(SIGTERM);
   BOOST_TEST(daemon.wait(30s).value_or(-1) == 0, daemon.log());
 }
+
+BOOST_AUTO_TEST_CASE(sighup_rereads_the_key_ring) {
+  temp_dir dir("esd-ring-reload");
+  const auto ring = dir.path() / "ring";
+  auto key_line = [](const std::string& id) {
+    auto r = run_process({"openssl", "rand", "-base64", "32"}, 10s);
+    return id + " " + r.output.substr(0, r.output.find('\n')) + "\n";
+  };
+  const auto k1 = key_line("k1");
+  std::ofstream(ring) << k1;
+  environment env({}, "[security]\nkey_encryption_key_file = " + ring.string() + "\n");
+  background_process daemon({daemon_paths::daemon_bin(), "--config", env.config.string(), "run"},
+                            env.work.path() / "daemon.log");
+  auto synced = [&](const std::string& user) {
+    const auto deadline = std::chrono::steady_clock::now() + 30s;
+    while (query_count(env.pg.url(), "SELECT count(*) FROM entitlement_sync.user_status WHERE user_id = '" + user +
+                                     "' AND last_synced_at IS NOT NULL") == 0 &&
+           std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(20ms);
+  };
+  env.upload("ring-1", env.emu.mint_key("ring-1"));
+  synced("ring-1");
+  std::ofstream(ring) << key_line("k2") << k1;  // rotate: k2 seals from now on, k1 still opens
+  daemon.signal(SIGHUP);
+  for (int i = 0; i < 500 && daemon.log().find("key ring re-read") == std::string::npos; ++i)
+    std::this_thread::sleep_for(20ms);
+  BOOST_TEST_REQUIRE(daemon.log().find("key ring re-read (sealing with key id k2)") != std::string::npos, daemon.log());
+  env.upload("ring-2", env.emu.mint_key("ring-2"));
+  synced("ring-2");
+  exec_sql(env.pg.url(), "SELECT entitlement_sync.request_resync('ring-1')");
+  std::this_thread::sleep_for(1s);
+  daemon.signal(SIGTERM);
+  BOOST_TEST(daemon.wait(30s).value_or(-1) == 0, daemon.log());
+  BOOST_TEST(query_count(env.pg.url(), "SELECT count(*) FROM entitlement_sync.user_keys WHERE user_id = 'ring-1' "
+                                       "AND collections_key LIKE 'esd1:k1:%'") == 1);
+  BOOST_TEST(query_count(env.pg.url(), "SELECT count(*) FROM entitlement_sync.user_keys WHERE user_id = 'ring-2' "
+                                       "AND collections_key LIKE 'esd1:k2:%'") == 1);
+  BOOST_TEST(query_count(env.pg.url(), "SELECT count(*) FROM entitlement_sync.user_status WHERE last_error IS NOT NULL") == 0);
+  BOOST_TEST(daemon.log().find("eyJ") == std::string::npos);
+}
