@@ -185,9 +185,7 @@ BOOST_AUTO_TEST_CASE(an_upload_wakes_a_running_daemon_without_polling) {
   auto cfg = write_daemon_config(dir.path(), E().pg.url(), E().emu, "[sync]\npoll_interval = 3600s\n");
   background_process daemon({daemon_paths::daemon_bin(), "--config", cfg.string(), "run"},
                             dir.path() / "daemon.log");
-  for (int i = 0; i < 1500 && daemon.log().find("info started") == std::string::npos; ++i)
-    std::this_thread::sleep_for(20ms);
-  BOOST_TEST_REQUIRE(daemon.log().find("info started") != std::string::npos, daemon.log());
+  BOOST_TEST_REQUIRE(daemon.wait_for_log("info started"), daemon.log());
   const std::string user = "wake-player";
   E().emu.put_items(user, emulator_instance::make_items("wake", 3));
   const auto key = E().emu.mint_key(user);

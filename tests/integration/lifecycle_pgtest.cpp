@@ -11,14 +11,6 @@
 using namespace esd::test;
 using namespace std::chrono_literals;
 
-namespace {
-void wait_for_log(background_process& p, const std::string& text) {
-  const auto deadline = std::chrono::steady_clock::now() + 30s;
-  while (p.log().find(text) == std::string::npos && p.running() && std::chrono::steady_clock::now() < deadline)
-    std::this_thread::sleep_for(20ms);
-  BOOST_TEST_REQUIRE(p.log().find(text) != std::string::npos, "no '" << text << "' in: " << p.log());
-}
-}  // namespace
 
 BOOST_AUTO_TEST_CASE(sigterm_hands_back_a_sync_stuck_on_the_store) {
   environment env({}, "[sync]\nshutdown_timeout = 1s\n");
@@ -26,7 +18,7 @@ BOOST_AUTO_TEST_CASE(sigterm_hands_back_a_sync_stuck_on_the_store) {
   env.emu.control("POST", "/_emulator/faults", R"({"path":"/v6.0/collections/query","count":1,"mode":"hang"})");
   background_process daemon({daemon_paths::daemon_bin(), "--config", env.config.string(), "run"},
                             env.work.path() / "daemon.log");
-  wait_for_log(daemon, "info started");
+  BOOST_TEST_REQUIRE(daemon.wait_for_log("info started"), daemon.log());
   env.upload("stuck", env.emu.mint_key("stuck"));
   const auto deadline = std::chrono::steady_clock::now() + 20s;
   while (query_count(env.pg.url(), "SELECT count(*) FROM entitlement_sync.key_uploads WHERE state = 'running'") == 0 &&
@@ -52,7 +44,7 @@ BOOST_AUTO_TEST_CASE(sigterm_while_idle_exits_cleanly_and_a_bad_database_is_fata
   environment env;
   background_process daemon({daemon_paths::daemon_bin(), "--config", env.config.string(), "run"},
                             env.work.path() / "idle.log");
-  wait_for_log(daemon, "info started");
+  BOOST_TEST_REQUIRE(daemon.wait_for_log("info started"), daemon.log());
   daemon.signal(SIGTERM);
   auto status = daemon.wait(20s);
   BOOST_TEST_REQUIRE(status.has_value());

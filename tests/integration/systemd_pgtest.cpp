@@ -91,15 +91,13 @@ BOOST_AUTO_TEST_CASE(a_broken_config_on_reload_keeps_the_running_one) {
   environment env;
   background_process daemon({daemon_paths::daemon_bin(), "--config", env.config.string(), "run"},
                             env.work.path() / "daemon.log");
-  for (int i = 0; i < 1500 && daemon.log().find("info started") == std::string::npos; ++i)
-    std::this_thread::sleep_for(20ms);
+  daemon.wait_for_log("info started");
   {
     std::ofstream out(env.config, std::ios::app);
     out << "\n[sync]\nconcurrency = 8\nno_such_key = 1\n";
   }
   daemon.signal(SIGHUP);
-  for (int i = 0; i < 500 && daemon.log().find("reload failed") == std::string::npos; ++i)
-    std::this_thread::sleep_for(20ms);
+  daemon.wait_for_log("reload failed", 10s);
   BOOST_TEST(daemon.log().find("reload failed, keeping the running configuration") != std::string::npos, daemon.log());
   BOOST_TEST(daemon.log().find("no_such_key") != std::string::npos);
   BOOST_TEST(daemon.running());
@@ -187,15 +185,13 @@ BOOST_AUTO_TEST_CASE(sighup_applies_a_new_concurrency_at_once) {
   environment env({"--latency-ms", "400"});
   background_process daemon({daemon_paths::daemon_bin(), "--config", env.config.string(), "run"},
                             env.work.path() / "daemon.log");
-  for (int i = 0; i < 1500 && daemon.log().find("info started") == std::string::npos; ++i)
-    std::this_thread::sleep_for(20ms);
+  daemon.wait_for_log("info started");
   {
     std::ofstream out(env.config, std::ios::app);
     out << "\n[sync]\nconcurrency = 1\n";
   }
   daemon.signal(SIGHUP);
-  for (int i = 0; i < 500 && daemon.log().find("concurrency 64 -> 1") == std::string::npos; ++i)
-    std::this_thread::sleep_for(20ms);
+  daemon.wait_for_log("concurrency 64 -> 1", 10s);
   BOOST_TEST_REQUIRE(daemon.log().find("concurrency 64 -> 1") != std::string::npos, daemon.log());
   BOOST_TEST(daemon.log().find("needs a restart: [sync] concurrency") == std::string::npos);
 
@@ -238,8 +234,7 @@ BOOST_AUTO_TEST_CASE(sighup_rereads_the_key_ring) {
   synced("ring-1");
   std::ofstream(ring) << key_line("k2") << k1;  // rotate: k2 seals from now on, k1 still opens
   daemon.signal(SIGHUP);
-  for (int i = 0; i < 500 && daemon.log().find("key ring re-read") == std::string::npos; ++i)
-    std::this_thread::sleep_for(20ms);
+  daemon.wait_for_log("key ring re-read", 10s);
   BOOST_TEST_REQUIRE(daemon.log().find("key ring re-read (sealing with key id k2)") != std::string::npos, daemon.log());
   env.upload("ring-2", env.emu.mint_key("ring-2"));
   synced("ring-2");

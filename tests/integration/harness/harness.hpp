@@ -50,6 +50,8 @@ class background_process {
   std::optional<int> wait(std::chrono::milliseconds timeout);
   bool running();
   std::string log() const;
+  // Waits until the log contains text (true), the process exits or the timeout passes (false).
+  bool wait_for_log(const std::string& text, std::chrono::milliseconds timeout = std::chrono::seconds(30));
 
  private:
   int pid_ = -1;

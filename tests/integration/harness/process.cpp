@@ -134,4 +134,13 @@ std::optional<int> background_process::wait(std::chrono::milliseconds timeout) {
 
 std::string background_process::log() const { return read_file(log_file_); }
 
+bool background_process::wait_for_log(const std::string& text, std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    if (log().find(text) != std::string::npos) return true;
+    if (!running() || std::chrono::steady_clock::now() > deadline) return log().find(text) != std::string::npos;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+}
+
 }  // namespace esd::test
