@@ -92,8 +92,12 @@ std::string read_list(std::string_view text, std::vector<std::string>& out) {
     std::string_view item = trim(text.substr(0, comma));
     if (item.empty()) return "has an empty entry (write entries separated by single commas)";
     if (std::any_of(item.begin(), item.end(), is_space)) return "entries must be separated by commas";
-    if (std::find(items.begin(), items.end(), item) != items.end())
-      return "lists " + std::string(item) + " twice";
+    if (std::find(items.begin(), items.end(), item) != items.end()) {
+      // The entry goes into the message: shown as config.cpp shows values, short and printable.
+      std::string shown;
+      for (char c : item.substr(0, 60)) shown += (c >= 0x20 && c < 0x7f) ? c : '?';
+      return "lists " + shown + (item.size() > 60 ? "..." : "") + " twice";
+    }
     items.emplace_back(item);
     if (comma == std::string_view::npos) break;
     text.remove_prefix(comma + 1);

@@ -208,6 +208,9 @@ std::optional<store_time> from_pg_timestamptz(std::string_view text) {
   if (c.eat(':') && (!c.digits(2, om) || om > 59)) return std::nullopt;
   if (c.eat(':') && (!c.digits(2, os) || os > 59)) return std::nullopt;
   if (!c.done() || oh > 18) return std::nullopt;
+  // Six-digit years (PostgreSQL prints up to 294276 AD) would overflow the microseconds below: AD they are
+  // all far past "no end"; BC PostgreSQL prints none (its range starts in 4714 BC).
+  if (year_digits == 6) return bc ? std::nullopt : std::optional(store_time::infinity());
   std::int64_t offset = sign * (oh * micros_per_hour + om * micros_per_minute + os * micros_per_second);
 
   std::int64_t micros = days_from_civil(y, mo, d) * micros_per_day + h * micros_per_hour +
