@@ -46,6 +46,8 @@ constexpr std::array key_specs{
              [](config& c, std::string_view v) {
                return read_millis(v, 1s, 10min, c.database.statement_timeout);
              }},
+    key_spec{"database", "keepalive",
+             [](config& c, std::string_view v) { return read_seconds(v, 1s, 10min, c.database.keepalive); }},
 
     key_spec{"entra", "tenant_id", set_tenant},
     key_spec{"entra", "client_id",
@@ -80,6 +82,12 @@ constexpr std::array key_specs{
         [](config& c, std::string_view v) { return read_int(v, 1, 1024, c.store.max_connections_per_host); }},
     key_spec{"store", "max_pages",
              [](config& c, std::string_view v) { return read_int(v, 1, 1'000'000, c.store.max_pages); }},
+    key_spec{"store", "player_requests",
+             [](config& c, std::string_view v) { return read_int(v, 1, 10000, c.store.player_requests); }},
+    key_spec{"store", "player_window",
+             [](config& c, std::string_view v) { return read_seconds(v, 1s, 24h, c.store.player_window); }},
+    key_spec{"store", "max_requests_per_second",
+             [](config& c, std::string_view v) { return read_int(v, 0, 100000, c.store.max_requests_per_second); }},
 
     key_spec{"sync", "concurrency",
              [](config& c, std::string_view v) { return read_int(v, 1, 4096, c.sync.concurrency); }},
@@ -101,6 +109,18 @@ constexpr std::array key_specs{
              [](config& c, std::string_view v) { return read_seconds(v, 0s, 10min, c.sync.max_inline_wait); }},
     key_spec{"sync", "shutdown_timeout",
              [](config& c, std::string_view v) { return read_seconds(v, 0s, 1h, c.sync.shutdown_timeout); }},
+    key_spec{"sync", "lease",
+             [](config& c, std::string_view v) { return read_seconds(v, 5s, 1h, c.sync.lease); }},
+    key_spec{"sync", "backfill_rate",
+             [](config& c, std::string_view v) { return read_int(v, 1, 10000, c.sync.backfill_rate); }},
+    key_spec{"sync", "keep_done",
+             [](config& c, std::string_view v) { return read_seconds(v, 0s, 24h * 3650, c.sync.keep_done); }},
+    key_spec{"sync", "keep_failed",
+             [](config& c, std::string_view v) { return read_seconds(v, 0s, 24h * 3650, c.sync.keep_failed); }},
+    key_spec{"sync", "prune_interval",
+             [](config& c, std::string_view v) { return read_seconds(v, 1s, 24h, c.sync.prune_interval); }},
+    key_spec{"sync", "prune_batch",
+             [](config& c, std::string_view v) { return read_int(v, 1, 100000, c.sync.prune_batch); }},
 
     key_spec{"keys", "renew_after",
              [](config& c, std::string_view v) { return read_seconds(v, 1h, 24h * 30, c.keys.renew_after); }},

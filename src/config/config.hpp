@@ -20,6 +20,9 @@ struct database_config {
   std::string url;                    // [database] url (required): libpq URI or key=value string
   int pool_size = 4;                  // [database] pool_size, 1..64: connections for queue and writes
   millis statement_timeout{30'000};   // [database] statement_timeout, 1s..10m
+  seconds keepalive{15};              // [database] keepalive, 1s..10m: the notification connection is
+                                      // pinged this often, and any connection whose peer stops answering
+                                      // for this long (TCP keepalive, TCP_USER_TIMEOUT) is dropped
 };
 
 struct entra_config {
@@ -43,6 +46,10 @@ struct store_config {
   millis request_timeout{30'000};     // [store] request_timeout: whole request, per attempt
   int max_connections_per_host = 64;  // [store] max_connections_per_host, 1..1024
   int max_pages = 1000;               // [store] max_pages: a collection longer than this is an error
+  int player_requests = 180;          // [store] player_requests, 1..10000: Store requests per player within
+  seconds player_window{300};         // [store] player_window: the Store allows about 200 per 300 s per user
+  int max_requests_per_second = 0;    // [store] max_requests_per_second, 0..100000: all Store requests
+                                      // together (0 = no limit beyond concurrency)
 };
 
 struct sync_config {
@@ -56,6 +63,14 @@ struct sync_config {
   seconds max_inline_wait{30};        // [sync] max_inline_wait: a 429 whose Retry-After is at most this
                                       // is waited out inside the sync, which goes on from the same page
   seconds shutdown_timeout{20};       // [sync] shutdown_timeout: SIGTERM waits this long for in-flight work
+  seconds lease{60};                  // [sync] lease, 5s..1h: a claimed event is ours this long, extended
+                                      // every lease/3 while its sync goes on; a dead daemon's events are
+                                      // taken up again when it runs out
+  int backfill_rate = 10;             // [sync] backfill_rate, 1..10000: players per second a backfill queues
+  seconds keep_done{7 * 86400};       // [sync] keep_done: finished events are deleted after this
+  seconds keep_failed{30 * 86400};    // [sync] keep_failed: failed events are kept longer
+  seconds prune_interval{600};        // [sync] prune_interval, 1s..24h: how often old events are pruned
+  int prune_batch = 1000;             // [sync] prune_batch, 1..100000: rows deleted per transaction
 };
 
 struct keys_config {

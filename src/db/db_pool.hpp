@@ -27,13 +27,22 @@ namespace esd::db {
 
 namespace asio = boost::asio;
 
-// Opens a connection with our session settings (application_name, statement_timeout, UTC, ISO dates).
+// Opens a connection with our session settings (application_name, statement_timeout, UTC, ISO dates,
+// no transaction left idle) and TCP keepalive: a peer that stops answering for `keepalive` (a half-open
+// connection after a network failure or a server that vanished) breaks the connection instead of
+// hanging it.
 std::unique_ptr<pqxx::connection> open_connection(const std::string& url,
-                                                  std::chrono::milliseconds statement_timeout);
+                                                  std::chrono::milliseconds statement_timeout,
+                                                  std::chrono::seconds keepalive = std::chrono::seconds(15));
+
+// SO_KEEPALIVE with probes after idle, and TCP_USER_TIMEOUT of idle for unacknowledged data. Does nothing
+// on a Unix-domain socket.
+void set_tcp_keepalive(int fd, std::chrono::seconds idle);
 
 class db_pool {
  public:
-  db_pool(std::string url, int connections, std::chrono::milliseconds statement_timeout);
+  db_pool(std::string url, int connections, std::chrono::milliseconds statement_timeout,
+          std::chrono::seconds keepalive = std::chrono::seconds(15));
   ~db_pool();  // finishes queued jobs, then joins the threads
   db_pool(const db_pool&) = delete;
   db_pool& operator=(const db_pool&) = delete;
@@ -100,6 +109,7 @@ class db_pool {
 
   std::string url_;
   std::chrono::milliseconds statement_timeout_;
+  std::chrono::seconds keepalive_;
   mutable std::mutex mutex_;
   std::condition_variable ready_;
   std::deque<std::unique_ptr<job>> queue_;

@@ -135,8 +135,8 @@ bool complete_job(pqxx::connection& c, const sync_job& job, const std::string& o
   auto mine = tx.exec_params(
       "UPDATE entitlement_sync.key_uploads SET state = 'done', finished_at = now(), lease_until = NULL, "
       "  last_error = NULL "
-      "WHERE event_id = ANY($1::bigint[]) AND state = 'running' AND claimed_by = $2",
-      to_pg_bigint_array(job.event_ids), owner);
+      "WHERE event_id = ANY($1::bigint[]) AND state = 'running' AND claimed_by = $2 AND lease_id = $3",
+      to_pg_bigint_array(job.event_ids), owner, job.lease_id);
   if (mine.affected_rows() != job.event_ids.size()) {
     tx.abort();
     return false;

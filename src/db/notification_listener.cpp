@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <random>
 
+#include "db/db_pool.hpp"
 #include "ops/log.hpp"
 
 namespace esd::db {
@@ -23,8 +24,9 @@ class wake_receiver final : public pqxx::notification_receiver {
 
 }  // namespace
 
-notification_listener::notification_listener(std::string url, std::function<void()> on_wake)
-    : url_(std::move(url)), on_wake_(std::move(on_wake)), thread_([this] { loop(); }) {}
+notification_listener::notification_listener(std::string url, std::chrono::seconds keepalive,
+                                             std::function<void()> on_wake)
+    : url_(std::move(url)), keepalive_(keepalive), on_wake_(std::move(on_wake)), thread_([this] { loop(); }) {}
 
 notification_listener::~notification_listener() {
   stop_ = true;
@@ -37,6 +39,7 @@ void notification_listener::loop() {
   while (!stop_) {
     try {
       pqxx::connection c(url_);
+      set_tcp_keepalive(c.sock(), keepalive_);
       wake_receiver receiver(c, on_wake_);
       // The receiver's LISTEN is issued lazily; force it before announcing we are connected.
       c.get_notifs();
@@ -48,9 +51,18 @@ void notification_listener::loop() {
       if (backoff > std::chrono::milliseconds{500}) log::info("listener: reconnected to the database");
       backoff = std::chrono::milliseconds{500};
       on_wake_();  // anything queued while we were not listening
+      auto last_ping = std::chrono::steady_clock::now();
       while (!stop_) {
         // Wakes every 250 ms to notice stop requests.
         c.await_notification(0, 250'000);
+        // A connection that only listens never sends, so a vanished server or a dropped route would go
+        // unnoticed; a ping makes the kernel's TCP_USER_TIMEOUT break a half-open connection.
+        const auto now = std::chrono::steady_clock::now();
+        if (now - last_ping >= keepalive_) {
+          last_ping = now;
+          pqxx::nontransaction ping(c);
+          ping.exec("SELECT 1");
+        }
       }
     } catch (const std::exception& e) {
       connected_ = false;

@@ -14,7 +14,9 @@ namespace esd::db {
 class notification_listener {
  public:
   // on_wake is called from the listener's thread: it must only post to the event loop.
-  notification_listener(std::string url, std::function<void()> on_wake);
+  // The connection is pinged every `keepalive` and has TCP keepalive, so a half-open connection is
+  // noticed within about twice that and replaced.
+  notification_listener(std::string url, std::chrono::seconds keepalive, std::function<void()> on_wake);
   ~notification_listener();  // stops and joins
   notification_listener(const notification_listener&) = delete;
   notification_listener& operator=(const notification_listener&) = delete;
@@ -25,6 +27,7 @@ class notification_listener {
   void loop();
 
   std::string url_;
+  std::chrono::seconds keepalive_;
   std::function<void()> on_wake_;
   std::atomic<bool> stop_{false};
   std::atomic<bool> connected_{false};

@@ -145,22 +145,36 @@ std::vector<sync_job> claim_jobs(pqxx::connection& c, const claim_options& o) {
   pqxx::work tx(c);
   tx.exec("SELECT pg_advisory_xact_lock(" + std::to_string(claim_lock_key) + ")");
 
-  // Events whose daemon died (lease ran out) go back to the queue first.
-  tx.exec(
-      "UPDATE entitlement_sync.key_uploads SET state = 'pending', claimed_by = NULL, lease_until = NULL, "
-      "last_error = 'the daemon working on this event stopped before finishing; taken up again' "
-      "WHERE state = 'running' AND lease_until < now()");
+  // Events whose daemon died (lease ran out) go back to the queue, unless that has happened so often
+  // that the event itself is the likely cause (a crash it provokes): then it ends failed.
+  tx.exec_params(
+      "UPDATE entitlement_sync.key_uploads SET "
+      "  state = CASE WHEN attempts >= $1 THEN 'failed' ELSE 'pending' END, "
+      "  finished_at = CASE WHEN attempts >= $1 THEN now() END, "
+      "  last_error = CASE WHEN attempts >= $1 "
+      "    THEN 'the daemon working on this event stopped before finishing, ' || attempts || ' times; gave up' "
+      "    ELSE 'the daemon working on this event (' || coalesce(claimed_by, '?') || ') stopped before "
+      "finishing; taken up again' END, "
+      "  claimed_by = NULL, lease_until = NULL, lease_id = NULL "
+      "WHERE state = 'running' AND lease_until < now()",
+      o.max_attempts);
 
-  // Players with a due event and no sync running, oldest due first. The scan is bounded so a deep
-  // backlog of one player cannot starve the claim; that player's other events are picked up below.
+  // Players with a due event and no sync running: uploads and resyncs first, then backfill, oldest due
+  // first. Each scan is an index range of key_uploads_waiting and bounded, so a deep backlog of one
+  // player cannot starve the claim; that player's other events are picked up below.
   auto players = tx.exec_params(
       "SELECT user_id FROM ("
-      "  SELECT q.user_id, min(q.run_after) AS due, min(q.event_id) AS first FROM ("
-      "    SELECT user_id, run_after, event_id FROM entitlement_sync.key_uploads "
-      "    WHERE state = 'pending' AND run_after <= now() ORDER BY run_after, event_id LIMIT $1 * 8) q "
+      "  SELECT q.user_id, min(q.priority) AS priority, min(q.run_after) AS due, min(q.event_id) AS first FROM ("
+      "    (SELECT user_id, priority, run_after, event_id FROM entitlement_sync.key_uploads "
+      "     WHERE state = 'pending' AND priority = 0 AND run_after <= now() "
+      "     ORDER BY run_after, event_id LIMIT $1 * 8) "
+      "    UNION ALL "
+      "    (SELECT user_id, priority, run_after, event_id FROM entitlement_sync.key_uploads "
+      "     WHERE state = 'pending' AND priority = 1 AND run_after <= now() "
+      "     ORDER BY run_after, event_id LIMIT $1 * 8)) q "
       "  WHERE NOT EXISTS (SELECT 1 FROM entitlement_sync.key_uploads r "
       "                    WHERE r.user_id = q.user_id AND r.state = 'running') "
-      "  GROUP BY q.user_id ORDER BY due, first LIMIT $1) p",
+      "  GROUP BY q.user_id ORDER BY priority, due, first LIMIT $1) p",
       o.limit);
   if (players.empty()) {
     tx.commit();
@@ -260,12 +274,14 @@ std::vector<sync_job> claim_jobs(pqxx::connection& c, const claim_options& o) {
   }
 
   // The queue rows stop holding keys the moment they are claimed.
+  const auto lease_id = tx.exec1("SELECT nextval('entitlement_sync.lease_ids')")[0].as<std::int64_t>();
   tx.exec_params(
       "UPDATE entitlement_sync.key_uploads SET state = 'running', claimed_at = now(), claimed_by = $2, "
-      "  lease_until = now() + make_interval(secs => $3), attempts = attempts + 1, "
+      "  lease_until = now() + make_interval(secs => $3), lease_id = $4, attempts = attempts + 1, "
       "  collections_key = NULL, purchase_key = NULL "
       "WHERE event_id = ANY($1::bigint[])",
-      to_pg_bigint_array(all_ids), o.owner, static_cast<double>(o.lease.count()));
+      to_pg_bigint_array(all_ids), o.owner, static_cast<double>(o.lease.count()), lease_id);
+  for (auto& [user, job] : jobs) job.lease_id = lease_id;
   tx.exec_params("UPDATE entitlement_sync.users SET last_attempt_at = now() WHERE user_id = ANY($1::text[])",
                  users_literal);
 
@@ -349,14 +365,14 @@ bool hand_back_job(pqxx::connection& c, const sync_job& job, const std::string& 
   pqxx::work tx(c);
   auto r = tx.exec_params(
       "UPDATE entitlement_sync.key_uploads SET state = 'pending', claimed_by = NULL, lease_until = NULL, "
-      "  attempts = greatest(attempts - 1, 0) "
-      "WHERE event_id = ANY($1::bigint[]) AND state = 'running' AND claimed_by = $2",
-      to_pg_bigint_array(job.event_ids), owner);
+      "  lease_id = NULL, attempts = greatest(attempts - 1, 0) "
+      "WHERE event_id = ANY($1::bigint[]) AND state = 'running' AND claimed_by = $2 AND lease_id = $3",
+      to_pg_bigint_array(job.event_ids), owner, job.lease_id);
   tx.commit();
   return r.affected_rows() > 0;
 }
 
-bool fail_job(pqxx::connection& c, const sync_job& job, const std::string& owner, const std::string& reason,
+fail_outcome fail_job(pqxx::connection& c, const sync_job& job, const std::string& owner, const std::string& reason,
               std::optional<std::chrono::system_clock::time_point> retry_at, int max_attempts,
               std::optional<store::key_kind> dead_key) {
   const bool final = !retry_at || job.attempts >= max_attempts;
@@ -368,19 +384,19 @@ bool fail_job(pqxx::connection& c, const sync_job& job, const std::string& owner
     r = tx.exec_params(
         "UPDATE entitlement_sync.key_uploads SET state = 'failed', finished_at = now(), lease_until = NULL, "
         "  last_error = $3 "
-        "WHERE event_id = ANY($1::bigint[]) AND state = 'running' AND claimed_by = $2",
-        to_pg_bigint_array(job.event_ids), owner, user_error);
+        "WHERE event_id = ANY($1::bigint[]) AND state = 'running' AND claimed_by = $2 AND lease_id = $4",
+        to_pg_bigint_array(job.event_ids), owner, user_error, job.lease_id);
   } else {
     auto micros = std::chrono::duration_cast<std::chrono::microseconds>(retry_at->time_since_epoch()).count();
     auto when = store::to_pg_timestamptz(store::store_time{micros});
     user_error += "; will retry at " + when.substr(0, 19) + " UTC";
     r = tx.exec_params(
         "UPDATE entitlement_sync.key_uploads SET state = 'pending', claimed_by = NULL, lease_until = NULL, "
-        "  run_after = $3::timestamptz, last_error = $4 "
-        "WHERE event_id = ANY($1::bigint[]) AND state = 'running' AND claimed_by = $2",
-        to_pg_bigint_array(job.event_ids), owner, when, reason);
+        "  lease_id = NULL, run_after = $3::timestamptz, last_error = $4 "
+        "WHERE event_id = ANY($1::bigint[]) AND state = 'running' AND claimed_by = $2 AND lease_id = $5",
+        to_pg_bigint_array(job.event_ids), owner, when, reason, job.lease_id);
   }
-  if (r.affected_rows() == 0) return false;  // no longer ours: leave the other worker's outcome alone
+  if (r.affected_rows() == 0) return fail_outcome::lost;  // no longer ours: leave the other outcome alone
   if (dead_key) {
     const auto& key =
         *dead_key == store::key_kind::collections ? job.collections_key_stored : job.purchase_key_stored;
@@ -390,7 +406,51 @@ bool fail_job(pqxx::connection& c, const sync_job& job, const std::string& owner
       "UPDATE entitlement_sync.users SET last_error = $2, last_error_at = now() WHERE user_id = $1",
       job.user_id, user_error);
   tx.commit();
-  return final;
+  return final ? fail_outcome::failed : fail_outcome::retry;
+}
+
+std::vector<std::int64_t> extend_leases(pqxx::connection& c, const std::string& owner,
+                                        const std::vector<std::int64_t>& lease_ids, std::chrono::seconds lease) {
+  if (lease_ids.empty()) return {};
+  pqxx::work tx(c);
+  auto kept = tx.exec_params(
+      "WITH kept AS (UPDATE entitlement_sync.key_uploads SET lease_until = now() + make_interval(secs => $3) "
+      "  WHERE state = 'running' AND claimed_by = $1 AND lease_id = ANY($2::bigint[]) RETURNING lease_id) "
+      "SELECT DISTINCT lease_id FROM kept",
+      owner, to_pg_bigint_array(lease_ids), static_cast<double>(lease.count()));
+  tx.commit();
+  std::vector<std::int64_t> lost;
+  for (auto id : lease_ids) {
+    bool found = false;
+    for (const auto& row : kept) found = found || row[0].as<std::int64_t>() == id;
+    if (!found) lost.push_back(id);
+  }
+  return lost;
+}
+
+long long prune_events(pqxx::connection& c, std::chrono::seconds keep_done, std::chrono::seconds keep_failed,
+                       int batch) {
+  long long deleted = 0;
+  for (const auto& [state, keep] : {std::pair{"done", keep_done}, std::pair{"failed", keep_failed}}) {
+    if (keep.count() == 0 || deleted >= batch) continue;
+    pqxx::work tx(c);
+    auto r = tx.exec_params(
+        "DELETE FROM entitlement_sync.key_uploads WHERE event_id IN ("
+        "  SELECT event_id FROM entitlement_sync.key_uploads "
+        "  WHERE state = $1 AND finished_at < now() - make_interval(secs => $2) "
+        "  ORDER BY finished_at LIMIT $3 FOR UPDATE SKIP LOCKED)",
+        std::string(state), static_cast<double>(keep.count()), batch - static_cast<int>(deleted));
+    tx.commit();
+    deleted += r.affected_rows();
+  }
+  return deleted;
+}
+
+int feed_backfill(pqxx::connection& c, int rate) {
+  pqxx::work tx(c);
+  auto n = tx.exec_params1("SELECT entitlement_sync.feed_backfill($1)", rate)[0].as<int>();
+  tx.commit();
+  return n;
 }
 
 }  // namespace esd::db

@@ -25,6 +25,7 @@ namespace esd::db {
 struct sync_job {
   std::string user_id;
   std::vector<std::int64_t> event_ids;  // all events folded into this job, oldest first
+  std::int64_t lease_id = 0;            // fences every later write: a job whose lease was lost writes nothing
   bool full_sync = false;
   int attempts = 0;                     // including this one
   std::vector<std::string> key_problems;  // uploaded keys that could not be taken, in plain words
@@ -42,7 +43,8 @@ struct sync_job {
 struct claim_options {
   int limit = 64;                       // players
   std::string owner;                    // this daemon's name in claimed_by
-  std::chrono::seconds lease{900};
+  std::chrono::seconds lease{60};
+  int max_attempts = 8;                 // events whose daemon died this often end failed instead of retrying
   std::string expected_client_id;       // a key made for another Entra app is refused (InconsistentClientId)
   const key_codec* codec = nullptr;     // how user_keys holds keys; nullptr: plain text
 };
@@ -62,10 +64,12 @@ bool complete_job(pqxx::connection& c, const sync_job& job, const std::string& o
 
 // Records a failure on the events and on the player. With retry_at, the events wait until then (unless
 // attempts reached max_attempts, which makes the failure final); without it the failure is final.
-// Returns true when the events ended in `failed`.
+// Returns how the events ended: waiting for a retry, failed for good, or not ours any more (lost lease:
+// nothing written).
 // dead_key marks the player's stored key of that kind as refused by the Store: it is never sent again
 // until a new one is uploaded.
-bool fail_job(pqxx::connection& c, const sync_job& job, const std::string& owner, const std::string& reason,
+enum class fail_outcome { retry, failed, lost };
+fail_outcome fail_job(pqxx::connection& c, const sync_job& job, const std::string& owner, const std::string& reason,
               std::optional<std::chrono::system_clock::time_point> retry_at, int max_attempts,
               std::optional<store::key_kind> dead_key = std::nullopt);
 
@@ -96,6 +100,19 @@ std::vector<key_due> keys_due_for_renewal(pqxx::connection& c, std::chrono::seco
 
 // Gives the events back to the queue untouched (shutdown): they do not count as an attempt.
 bool hand_back_job(pqxx::connection& c, const sync_job& job, const std::string& owner);
+
+// Extends the leases of events still running under these lease ids. Returns the lease ids that are no
+// longer ours (taken up again elsewhere after the lease ran out).
+std::vector<std::int64_t> extend_leases(pqxx::connection& c, const std::string& owner,
+                                        const std::vector<std::int64_t>& lease_ids, std::chrono::seconds lease);
+
+// Deletes up to `batch` events that finished (done) before keep_done, or failed before keep_failed (a zero
+// duration keeps that kind forever), in one short transaction. Returns how many were deleted.
+long long prune_events(pqxx::connection& c, std::chrono::seconds keep_done, std::chrono::seconds keep_failed,
+                       int batch);
+
+// Queues the next players of an open backfill (entitlement_sync.feed_backfill); returns how many.
+int feed_backfill(pqxx::connection& c, int rate);
 
 // Seconds until the earliest waiting event is due (0 if one is due now); nullopt when nothing waits.
 std::optional<double> seconds_until_next_due(pqxx::connection& c);

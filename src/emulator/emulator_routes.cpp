@@ -1,6 +1,7 @@
 #include "emulator/emulator_routes.hpp"
 
 #include <boost/json/object.hpp>
+#include <charconv>
 #include <iostream>
 
 #include "emulator/store_errors.hpp"
@@ -30,31 +31,32 @@ routed_answer emulator_routes::route(const http_request& req) {
   } catch (const std::exception& e) {
     std::cerr << "entitlement-store-emulator: handler for " << req.method_string() << " " << path
               << " failed: " << e.what() << "\n";
-    routed_answer a{store_error(http::status::internal_server_error, "UnknownInternalFailure",
-                                "The service has encountered an unknown internal server error.")};
+    routed_answer a;
+    a.response = store_error(http::status::internal_server_error, "UnknownInternalFailure",
+                             "The service has encountered an unknown internal server error.");
     a.counted = !path.starts_with(control_prefix);
     return a;
   }
 }
 
 routed_answer emulator_routes::handle(const http_request& req, std::string_view path) {
-  if (path.starts_with(control_prefix) || path == "/_emulator") return routed_answer{control_.handle(req)};
+  if (path.starts_with(control_prefix) || path == "/_emulator") {
+    routed_answer a;
+    a.response = control_.handle(req);
+    return a;
+  }
 
   std::string tenant;
   bool v2 = false;
   const bool entra_path = entra_issuer::is_token_path(path, tenant, v2);
   const bool store_path = path == query_path || path == renew_path;
+  // The player a Store request is for, when its key is one we minted (a signature check; it also gives
+  // faults aimed at one player their target).
   std::optional<std::string> player;
-  if (store_path) {
-    bool any_faults = false;
-    {
-      std::lock_guard lock(state_.mutex);
-      any_faults = !state_.faults.empty();
-    }
-    if (any_faults) player = store_.player_of(req);  // a signature check: only when a fault may need it
-  }
+  if (store_path) player = store_.player_of(req);
 
   std::optional<fault_rule> fault;
+  request_in_flight in_flight;
   {
     std::lock_guard lock(state_.mutex);
     // Bounded, so a client probing random paths cannot grow the stats without end.
@@ -62,14 +64,31 @@ routed_answer emulator_routes::handle(const http_request& req, std::string_view 
     const bool known =
         entra_path || store_path || by_path.contains(std::string(path)) || by_path.size() < 1000;
     ++by_path[known ? std::string(path) : std::string("(other)")];
+    if (player) {
+      if (const auto it = state_.not_before.find(*player);
+          it != state_.not_before.end() && std::chrono::steady_clock::now() < it->second)
+        ++state_.stats.early_after_retry_after;
+      if (state_.requests_in_flight[*player]++ > 0) ++state_.stats.user_overlaps;
+      in_flight = request_in_flight(state_, *player);
+    }
     fault = state_.faults.take(path, player);
     if (fault) ++state_.stats.faults_injected[std::string(to_string(fault->mode))];
     if (!fault && entra_path) ++state_.stats.token_requests;
   }
-  if (fault) return inject(*fault, entra_path);
-
   routed_answer a;
-  a.delayed = a.counted = true;
+  if (fault) {
+    a = inject(*fault, entra_path);
+  } else {
+    a.delayed = a.counted = true;
+    serve(req, path, entra_path, tenant, v2, a);
+  }
+  a.player = std::move(player);
+  a.in_flight = std::move(in_flight);
+  return a;
+}
+
+void emulator_routes::serve(const http_request& req, std::string_view path, bool entra_path,
+                             const std::string& tenant, bool v2, routed_answer& a) {
   if (entra_path)
     a.response = entra_.token(req, tenant, v2);
   else if (path == query_path)
@@ -81,7 +100,6 @@ routed_answer emulator_routes::handle(const http_request& req, std::string_view 
                                json::object{{"error", "not found"}, {"path", std::string(path)}});
     a.delayed = false;
   }
-  return a;
 }
 
 routed_answer emulator_routes::inject(const fault_rule& fault, bool entra_path) {
@@ -129,6 +147,33 @@ routed_answer emulator_routes::inject(const fault_rule& fault, bool entra_path) 
   }
   if (fault.retry_after) a.response.set(http::field::retry_after, std::to_string(*fault.retry_after));
   return a;
+}
+
+void request_in_flight::release() {
+  if (!state_) return;
+  std::lock_guard lock(state_->mutex);
+  if (const auto it = state_->requests_in_flight.find(user_); it != state_->requests_in_flight.end() &&
+                                                              --it->second <= 0)
+    state_->requests_in_flight.erase(it);
+  state_ = nullptr;
+}
+
+void emulator_routes::sending(routed_answer& answer) {
+  answer.in_flight.release();
+  if (!answer.player || answer.how != delivery::respond ||
+      answer.response.result() != http::status::too_many_requests)
+    return;
+  const auto header = answer.response.find(http::field::retry_after);
+  if (header == answer.response.end()) return;
+  const std::string_view text = header->value();
+  int seconds = 0;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), seconds);
+  if (ec != std::errc{} || end != text.data() + text.size() || seconds < 0) return;
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
+  std::lock_guard lock(state_.mutex);
+  auto& not_before = state_.not_before[*answer.player];
+  if (until > not_before) not_before = until;
+  ++state_.stats.retry_afters_sent;
 }
 
 std::chrono::milliseconds emulator_routes::latency() {

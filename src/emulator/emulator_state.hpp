@@ -2,9 +2,11 @@
 // mutex (the handlers hold it only for short, CPU-only stretches; signing happens outside it).
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <mutex>
 #include <string>
+#include <unordered_map>
 
 #include "emulator/emulator_stats.hpp"
 #include "emulator/faults.hpp"
@@ -34,6 +36,10 @@ struct emulator_state {
   fault_plan faults;
   emulator_stats stats;
   int latency_ms = 0;
+  // Behind the userOverlaps and earlyAfterRetryAfter stats (kept when the stats are reset): Store requests
+  // of each player being answered right now, and when each throttled player may ask again.
+  std::unordered_map<std::string, int> requests_in_flight;
+  std::unordered_map<std::string, std::chrono::steady_clock::time_point> not_before;
 };
 
 }  // namespace esd::emulator

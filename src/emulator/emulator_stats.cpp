@@ -30,7 +30,10 @@ json::value emulator_stats::to_json() const {
                       {"statusCounts", counts(status_counts)},
                       {"faultsInjected", counts(faults_injected)},
                       {"queriesByUser", counts(queries_by_user)},
-                      {"lastModifiedAfter", std::move(last)}};
+                      {"lastModifiedAfter", std::move(last)},
+                      {"userOverlaps", user_overlaps},
+                      {"retryAftersSent", retry_afters_sent},
+                      {"earlyAfterRetryAfter", early_after_retry_after}};
 }
 
 }  // namespace esd::emulator

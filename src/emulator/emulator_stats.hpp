@@ -21,6 +21,13 @@ struct emulator_stats {
   std::map<std::string, std::uint64_t> faults_injected;  // by mode
   std::map<std::string, std::uint64_t> queries_by_user;
   std::map<std::string, std::optional<std::string>> last_modified_after;  // as received, or null
+  // Store requests (query, renew) for a player that arrived while another request for the same player was
+  // still being answered: a client that syncs one player with sequential requests never causes one.
+  std::uint64_t user_overlaps = 0;
+  std::uint64_t retry_afters_sent = 0;        // 429 answers with Retry-After to a request for a known player
+  // Store requests for a player that arrived before the Retry-After last sent for that player had passed
+  // (counted from the moment the 429 started going out).
+  std::uint64_t early_after_retry_after = 0;
 
   boost::json::value to_json() const;
 };

@@ -90,6 +90,14 @@ std::optional<fault_rule> fault_plan::from_json(const json::value& body, std::st
     }
     rule.retry_after = static_cast<int>(*n);
   }
+  if (const auto* v = o->if_contains("probability"); v && !v->is_null()) {
+    const double p = v->is_number() ? v->to_number<double>() : -1.0;
+    if (!(p > 0.0 && p <= 1.0)) {
+      error = "\"probability\" must be a number above 0 and at most 1";
+      return std::nullopt;
+    }
+    rule.probability = p;
+  }
   if (const auto* v = o->if_contains("userId"); v && !v->is_null()) {
     if (!v->is_string()) {
       error = "\"userId\" must be a string";
@@ -108,6 +116,8 @@ std::optional<fault_rule> fault_plan::take(std::string_view path, const std::opt
                : path == it->path;
     if (!path_matches) continue;
     if (it->user_id && (!user_id || *user_id != *it->user_id)) continue;
+    if (it->probability < 1.0 && std::uniform_real_distribution<double>(0.0, 1.0)(rng_) >= it->probability)
+      continue;  // this request is spared; a later rule may still match it
     fault_rule taken = *it;
     if (--it->remaining <= 0) rules_.erase(it);
     return taken;
@@ -120,6 +130,7 @@ json::value fault_plan::to_json() const {
   for (const auto& r : rules_) {
     json::object o{
         {"path", r.path}, {"count", r.remaining}, {"mode", to_string(r.mode)}, {"status", r.status}};
+    o["probability"] = r.probability;
     o["retryAfter"] = r.retry_after ? json::value(*r.retry_after) : json::value(nullptr);
     o["userId"] = r.user_id ? json::value(*r.user_id) : json::value(nullptr);
     list.push_back(std::move(o));

@@ -1,10 +1,11 @@
 // Failures injected on request, so tests can watch the daemon survive them: the next `count` requests to
-// a path (optionally for one player) answer with a status, drop the connection, truncate the answer,
-// send broken JSON, or never answer.
+// a path (optionally for one player), or `count` of them picked at random with `probability`, answer with a
+// status, drop the connection, truncate the answer, send broken JSON, or never answer.
 #pragma once
 
 #include <boost/json/value.hpp>
 #include <optional>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -14,7 +15,8 @@ enum class fault_mode { status, drop, truncate, malformed, hang };
 
 struct fault_rule {
   std::string path;  // exact request path, or a prefix when it ends in '*'
-  int remaining = 1;
+  int remaining = 1;                   // hits left; the rule goes away after the last
+  double probability = 1.0;            // chance that a matching request is hit (a miss costs no hit)
   fault_mode mode = fault_mode::status;
   int status = 500;
   std::optional<int> retry_after;      // Retry-After header for mode status
@@ -23,21 +25,23 @@ struct fault_rule {
 
 class fault_plan {
  public:
-  // From {"path":..,"count":..,"mode":..,"status":..,"retryAfter":..,"userId":..}; nullopt and `error` set
-  // when the body makes no sense.
+  // From {"path":..,"count":..,"mode":..,"status":..,"retryAfter":..,"userId":..,"probability":..}; nullopt
+  // and `error` set when the body makes no sense.
   static std::optional<fault_rule> from_json(const boost::json::value& body, std::string& error);
 
   void add(fault_rule rule) { rules_.push_back(std::move(rule)); }
   void clear() { rules_.clear(); }
   bool empty() const { return rules_.empty(); }
 
-  // The first rule matching this request, with one use consumed; nullopt when none matches.
+  // The first rule matching this request that hits (see probability), with one use consumed; nullopt when
+  // none does.
   std::optional<fault_rule> take(std::string_view path, const std::optional<std::string>& user_id);
 
   boost::json::value to_json() const;
 
  private:
   std::vector<fault_rule> rules_;
+  std::mt19937_64 rng_{std::random_device{}()};
 };
 
 std::string_view to_string(fault_mode m);

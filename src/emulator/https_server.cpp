@@ -166,6 +166,7 @@ asio::awaitable<void> https_server::session(tcp::socket socket) {
       case delivery::respond: {
         answer.response.version(req.version());
         answer.response.keep_alive(req.keep_alive());
+        routes_.sending(answer);
         tcp_layer.expires_after(write_timeout);
         auto [write_ec, written] = co_await http::async_write(stream, answer.response, tuple_awaitable);
         (void)written;
@@ -178,6 +179,7 @@ asio::awaitable<void> https_server::session(tcp::socket socket) {
         break;
       }
       case delivery::drop:
+        routes_.sending(answer);
         routes_.record(req, answer, std::chrono::steady_clock::now() - started);
         close_now();
         co_return;
@@ -186,6 +188,7 @@ asio::awaitable<void> https_server::session(tcp::socket socket) {
         std::string raw =
             "HTTP/1.1 200 OK\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: " +
             std::to_string(body.size() + 4096) + "\r\n\r\n" + body;
+        routes_.sending(answer);
         tcp_layer.expires_after(write_timeout);
         co_await asio::async_write(stream, asio::buffer(raw), tuple_awaitable);
         routes_.record(req, answer, std::chrono::steady_clock::now() - started);

@@ -66,6 +66,18 @@ class daemon {
     note("retry_base", sync_.retry_base.count(), fresh.retry_base.count());
     note("retry_cap", sync_.retry_cap.count(), fresh.retry_cap.count());
     note("shutdown_timeout", sync_.shutdown_timeout.count(), fresh.shutdown_timeout.count());
+    note("lease", sync_.lease.count(), fresh.lease.count());
+    note("backfill_rate", sync_.backfill_rate, fresh.backfill_rate);
+    note("keep_done", sync_.keep_done.count(), fresh.keep_done.count());
+    note("keep_failed", sync_.keep_failed.count(), fresh.keep_failed.count());
+    note("prune_interval", sync_.prune_interval.count(), fresh.prune_interval.count());
+    note("prune_batch", sync_.prune_batch, fresh.prune_batch);
+    sync_.lease = fresh.lease;
+    sync_.backfill_rate = fresh.backfill_rate;
+    sync_.keep_done = fresh.keep_done;
+    sync_.keep_failed = fresh.keep_failed;
+    sync_.prune_interval = fresh.prune_interval;
+    sync_.prune_batch = fresh.prune_batch;
     sync_.concurrency = fresh.concurrency;
     sync_.poll_interval = fresh.poll_interval;
     sync_.max_attempts = fresh.max_attempts;
@@ -90,6 +102,8 @@ class daemon {
     log::info(std::string("stopping: ") + why + " " + log::field("in_flight", static_cast<long long>(in_flight_)));
     stopping_ = true;
     sweep_timer_.cancel();
+    prune_timer_.cancel();
+    backfill_timer_.cancel();
     wake();
   }
 
@@ -102,7 +116,8 @@ class daemon {
       if (free > 0) {
         try {
           // Named, not a temporary inside co_await: GCC 12 destroys such temporaries twice.
-          const db::claim_options options{free, owner_, claim_lease(), cfg_.entra.client_id, &codec_};
+          const db::claim_options options{free, owner_, sync_.lease, sync_.max_attempts, cfg_.entra.client_id,
+                                          &codec_};
           auto claim = [&options](pqxx::connection& c) { return db::claim_jobs(c, options); };
           auto jobs = co_await db_.run(claim);
           claimed = jobs.size();
@@ -143,16 +158,12 @@ class daemon {
       co_await wake_timer_.async_wait(asio::as_tuple(asio::use_awaitable));
     }
     co_await finish_in_flight();
+    finished_ = true;
+    lease_timer_.cancel();
     co_return fatal_ ? 1 : 0;
   }
 
  private:
-  std::chrono::seconds claim_lease() const {
-    // Long enough for the slowest sync we allow; the lease only matters if this process dies.
-    auto per_page = std::chrono::duration_cast<std::chrono::seconds>(cfg_.store.request_timeout) + 1s;
-    return std::max<std::chrono::seconds>(per_page * 4 + 60s, 300s);
-  }
-
   void start(db::sync_job job) {
     ++in_flight_;
     asio::co_spawn(io_, run_job(std::move(job)), [this](std::exception_ptr e) {
@@ -220,6 +231,7 @@ class daemon {
           return db::complete_job(c, job, owner, *ok);
         };
         bool mine = co_await db_.run(complete);
+        if (!mine) metrics_.inc(metric::leases_lost);
         log::info("sync " + common + log::field("items", static_cast<long long>(ok->items.size())) + " " +
                   log::field("pages", ok->pages) + " " +
                   (ok->throttled_waits ? log::field("throttled_waits", ok->throttled_waits) + " " : std::string()) + log::field("duration_ms", static_cast<long long>(ms.count())) +
@@ -235,11 +247,15 @@ class daemon {
         auto fail = [&job, &failure, &retry_at, owner = owner_, max = sync_.max_attempts](pqxx::connection& c) {
           return db::fail_job(c, job, owner, failure.reason, retry_at, max, failure.dead_key);
         };
-        bool final = co_await db_.run(fail);
+        const auto ended = co_await db_.run(fail);
+        const char* outcome = ended == db::fail_outcome::failed ? "failed"
+                              : ended == db::fail_outcome::retry ? "retry"
+                                                                 : "lost-lease";
         auto line = "sync " + common + log::field("duration_ms", static_cast<long long>(ms.count())) + " " +
-                    (final ? "outcome=failed " : "outcome=retry ") + log::field("reason", failure.reason);
-        if (final) log::warning(line); else log::info(line);
-        metrics_.inc(metric::events, {{"outcome", final ? "failed" : "retry"}});
+                    "outcome=" + outcome + " " + log::field("reason", failure.reason);
+        if (ended == db::fail_outcome::retry) log::info(line); else log::warning(line);
+        if (ended == db::fail_outcome::lost) metrics_.inc(metric::leases_lost);
+        metrics_.inc(metric::events, {{"outcome", ended == db::fail_outcome::lost ? "lost_lease" : outcome}});
         metrics_.inc(metric::events_failed, {{"reason", failure.code}});
       }
     } catch (const std::exception& e) {
@@ -248,6 +264,102 @@ class daemon {
     }
   }
 
+  // Extends the leases of everything in flight every lease/3 (also while stopping), so a long sync keeps
+  // its events while a dead daemon's events come back within one lease.
+  asio::awaitable<void> extend_leases() {
+    while (!finished_) {
+      const std::chrono::milliseconds every = std::chrono::duration_cast<std::chrono::milliseconds>(sync_.lease) / 3;
+      lease_timer_.expires_after(every);
+      co_await lease_timer_.async_wait(asio::as_tuple(asio::use_awaitable));
+      if (finished_) break;
+      std::vector<std::int64_t> ids;
+      for (const auto* job : *in_flight_jobs_) ids.push_back(job->lease_id);
+      if (ids.empty()) continue;
+      try {
+        auto extend = [ids, owner = owner_, lease = sync_.lease](pqxx::connection& c) {
+          return db::extend_leases(c, owner, ids, lease);
+        };
+        auto lost = co_await db_.run(extend);
+        for (auto id : lost)
+          log::warning("queue: lease " + std::to_string(id) +
+                       " ran out and its events were taken up again elsewhere; this sync's result will be dropped");
+      } catch (const std::exception& e) {
+        log::warning(std::string("queue: extending leases failed (retrying): ") + e.what());
+      }
+    }
+  }
+
+  // Deletes old finished events in short batches, one daemon at a time (a transaction-level lock would
+  // not help across batches; concurrent pruners simply skip each other's rows).
+  asio::awaitable<void> prune() {
+    while (!stopping_) {
+      const std::chrono::milliseconds every = std::chrono::duration_cast<std::chrono::milliseconds>(sync_.prune_interval);
+      prune_timer_.expires_after(every);
+      co_await prune_timer_.async_wait(asio::as_tuple(asio::use_awaitable));
+      long long total = 0;
+      try {
+        while (!stopping_) {
+          auto batch = [keep_done = sync_.keep_done, keep_failed = sync_.keep_failed,
+                        size = sync_.prune_batch](pqxx::connection& c) {
+            return db::prune_events(c, keep_done, keep_failed, size);
+          };
+          const long long n = co_await db_.run(batch);
+          total += n;
+          if (n < sync_.prune_batch) break;
+          // Let claims and writes in between batches.
+          prune_timer_.expires_after(50ms);
+          co_await prune_timer_.async_wait(asio::as_tuple(asio::use_awaitable));
+        }
+      } catch (const std::exception& e) {
+        log::warning(std::string("queue: pruning old events failed: ") + e.what());
+      }
+      if (total > 0) {
+        metrics_.inc(metric::events_pruned, {}, static_cast<double>(total));
+        log::info("queue: pruned " + log::field("events", total));
+      }
+    }
+  }
+
+  // Feeds open backfills into the queue, [sync] backfill_rate players per second across all daemons,
+  // only while no upload or resync is due (entitlement_sync.feed_backfill decides).
+  asio::awaitable<void> feed_backfills() {
+    while (!stopping_) {
+      backfill_timer_.expires_after(1s);
+      co_await backfill_timer_.async_wait(asio::as_tuple(asio::use_awaitable));
+      if (stopping_) break;
+      try {
+        auto feed = [rate = sync_.backfill_rate](pqxx::connection& c) { return db::feed_backfill(c, rate); };
+        const int n = co_await db_.run(feed);
+        if (n > 0) {
+          metrics_.inc(metric::backfill_queued, {}, n);
+          log::debug("backfill: queued " + log::field("players", static_cast<long long>(n)));
+        }
+      } catch (const std::exception& e) {
+        log::warning(std::string("backfill: feeding the queue failed: ") + e.what());
+      }
+    }
+  }
+
+ public:
+  void start_housekeeping() {
+    auto report = [](const char* what) {
+      return [what](std::exception_ptr e) {
+        if (!e) return;
+        try {
+          std::rethrow_exception(e);
+        } catch (const std::exception& ex) {
+          log::error(std::string(what) + " stopped: " + ex.what());
+        }
+      };
+    };
+    asio::co_spawn(io_, extend_leases(), report("queue: lease extension"));
+    if (!opts_.drain) {
+      asio::co_spawn(io_, prune(), report("queue: pruning"));
+      asio::co_spawn(io_, feed_backfills(), report("backfill"));
+    }
+  }
+
+ private:
   // Pings the systemd watchdog from the event loop itself, so a stuck loop stops the pings and gets the
   // daemon restarted.
   asio::awaitable<void> watchdog(std::chrono::microseconds interval) {
@@ -331,6 +443,8 @@ class daemon {
                        " (encrypted with a key not in [security] key_encryption_key_file)");
           continue;
         }
+        const std::chrono::milliseconds no_wait{0};
+        if (auto over = co_await gateway_.admit(d.user_id, no_wait)) continue;  // the player is busy: next round
         auto r = co_await renew_store_id_key(d.key, d.kind, gateway_, tokens_);
         const std::string who = log::field("user", d.user_id) + " " + log::field("key", store::to_string(d.kind));
         static constexpr const char* names[] = {"renewed", "refused_host", "dead", "failed"};
@@ -429,6 +543,9 @@ class daemon {
   asio::steady_timer sweep_timer_{io_};
   asio::steady_timer watchdog_timer_{io_};
   asio::steady_timer gauge_timer_{io_};
+  asio::steady_timer lease_timer_{io_};
+  asio::steady_timer prune_timer_{io_};
+  asio::steady_timer backfill_timer_{io_};
   bool db_reachable_ = true;
   std::mt19937_64 rng_;
   int in_flight_ = 0;
@@ -437,6 +554,7 @@ class daemon {
   bool stopping_ = false;
   bool fatal_ = false;
   bool abandoned_ = false;
+  bool finished_ = false;  // dispatch is over: nothing in flight is ours any more
   std::shared_ptr<std::set<const db::sync_job*>> in_flight_jobs_ =
       std::make_shared<std::set<const db::sync_job*>>();
 };
@@ -450,6 +568,10 @@ std::vector<std::string> needs_restart(const config::config& a, const config::co
   check("[database] url", a.database.url == b.database.url);
   check("[database] pool_size", a.database.pool_size == b.database.pool_size);
   check("[database] statement_timeout", a.database.statement_timeout == b.database.statement_timeout);
+  check("[database] keepalive", a.database.keepalive == b.database.keepalive);
+  check("[store] player_requests", a.store.player_requests == b.store.player_requests);
+  check("[store] player_window", a.store.player_window == b.store.player_window);
+  check("[store] max_requests_per_second", a.store.max_requests_per_second == b.store.max_requests_per_second);
   check("[entra] tenant_id", a.entra.tenant_id == b.entra.tenant_id);
   check("[entra] client_id", a.entra.client_id == b.entra.client_id);
   check("[entra] client_secret_file", a.entra.client_secret_file == b.entra.client_secret_file);
@@ -561,10 +683,11 @@ int run_daemon(const config::config& cfg, const run_options& opts) {
   metric::describe_all(registry);
   store_gateway gateway(client, cfg, &registry);
   entra_token_cache tokens(gateway, std::move(secret));
-  db::db_pool db(cfg.database.url, cfg.database.pool_size, cfg.database.statement_timeout);
+  db::db_pool db(cfg.database.url, cfg.database.pool_size, cfg.database.statement_timeout, cfg.database.keepalive);
 
   daemon d(cfg, opts, io, db, gateway, tokens, codec, registry);
-  db::notification_listener listener(cfg.database.url, [&io, &d] { asio::post(io, [&d] { d.wake(); }); });
+  db::notification_listener listener(cfg.database.url, cfg.database.keepalive,
+                                    [&io, &d] { asio::post(io, [&d] { d.wake(); }); });
 
   asio::signal_set signals(io, SIGINT, SIGTERM);
   signals.async_wait([&d](const boost::system::error_code& ec, int sig) {
@@ -604,6 +727,7 @@ int run_daemon(const config::config& cfg, const run_options& opts) {
     d.start_gauges();
   }
   if (!opts.drain) d.start_sweep();
+  d.start_housekeeping();
   d.start_watchdog();
   ops::notify_ready("running: " + log::field("concurrency", cfg.sync.concurrency));
   int status = 1;

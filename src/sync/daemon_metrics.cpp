@@ -12,6 +12,11 @@ void describe_all(ops::metrics& m) {
   m.describe_gauge(syncs_in_flight, "Player syncs running now.");
   m.describe_counter(store_requests, "Requests to the Store and Entra, by endpoint and HTTP status (error: no answer).");
   m.describe_counter(store_throttled, "HTTP 429 answers from the Store.");
+  m.describe_counter(store_paced,
+                     "Store requests held back by our own limits, by limit (player budget, global rate).");
+  m.describe_counter(leases_lost, "Syncs whose events were taken up again elsewhere after their lease ran out.");
+  m.describe_counter(events_pruned, "Finished and failed events deleted after their retention period.");
+  m.describe_counter(backfill_queued, "Players queued by backfills.");
   m.describe_counter(token_fetches, "Entra token requests, by outcome.");
   m.describe_counter(key_renewals, "Store ID key renewals, by trigger (sync, sweep) and outcome.");
   m.describe_gauge(queue_waiting, "Events waiting in key_uploads.");

@@ -91,6 +91,12 @@ asio::awaitable<void> renew_if_due(const db::sync_job& job, store::key_kind kind
   const auto& k = gateway.cfg().keys;
   if (!renewal_due(issued, expires, k.renew_after, k.renew_before_expiry, store::store_time{now_micros()}))
     co_return;
+  const std::chrono::milliseconds max_wait = gateway.cfg().sync.max_inline_wait;
+  if (auto over = co_await gateway.admit(job.user_id, max_wait)) {
+    log::info("keys: renewal postponed, the player's Store request budget is used up " +
+              log::field("user", job.user_id));
+    co_return;
+  }
   auto r = co_await renew_store_id_key(key, kind, gateway, tokens);
   const std::string who = log::field("user", job.user_id) + " " + log::field("key", store::to_string(kind));
   switch (r.outcome) {
@@ -177,6 +183,13 @@ asio::awaitable<std::variant<db::sync_outcome, sync_failure>> sync_collections(c
     if (outcome.pages >= cfg.store.max_pages)
       co_return permanent("too_many_pages", "the collection has more than " + std::to_string(cfg.store.max_pages) +
                           " pages ([store] max_pages); raise it if this player really owns that much");
+    const std::chrono::milliseconds max_wait = cfg.sync.max_inline_wait;
+    if (auto over = co_await gateway.admit(job.user_id, max_wait)) {
+      const auto after = std::chrono::ceil<std::chrono::seconds>(*over);
+      co_return transient("budget", "this player has used its Store request budget ([store] player_requests = " +
+                          std::to_string(cfg.store.player_requests) + " per player_window); continuing in " +
+                          std::to_string(after.count()) + "s", after);
+    }
     auto token = co_await tokens.get(cfg.entra.audience);
     if (!token.access_token) co_return transient("entra", token.error);
 

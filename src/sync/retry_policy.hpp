@@ -22,7 +22,8 @@ struct sync_failure {
   std::optional<std::chrono::seconds> retry_after;  // the Store's Retry-After, when it sent one
   std::optional<store::key_kind> dead_key;           // the Store refused this key of the player's
   std::string code = "other";  // short and stable, for metrics: bad_key, dead_key, expired_key, no_key,
-                               // throttled, store_error, store_rejected, unreachable, bad_answer, entra
+                               // throttled, budget, store_error, store_rejected, unreachable,
+                               // bad_answer, entra
 };
 
 // Exponential backoff with a cap and jitter: attempt 1 waits about base, each next one twice as long,

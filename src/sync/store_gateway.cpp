@@ -2,13 +2,17 @@
 
 #include "sync/daemon_metrics.hpp"
 
+#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/error.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
 namespace esd::sync {
 
 store_gateway::store_gateway(net::https_client& client, const config::config& cfg, ops::metrics* metrics)
-    : client_(client), cfg_(cfg), metrics_(metrics) {
+    : client_(client), cfg_(cfg), metrics_(metrics),
+      budget_(cfg.store.player_requests, cfg.store.player_window), rate_(cfg.store.max_requests_per_second) {
   for (const auto& url : {cfg.store.collections_url, cfg.store.purchase_url}) {
     if (auto u = net::parse_https_url(url)) store_endpoints_.emplace(u->host, u->port);
   }
@@ -40,6 +44,28 @@ boost::asio::awaitable<std::pair<boost::system::error_code, net::http_response>>
     if (!answer.first && answer.second.status == 429) metrics_->inc(metric::store_throttled);
   }
   co_return answer;
+}
+
+boost::asio::awaitable<std::optional<std::chrono::milliseconds>> store_gateway::admit(
+    const std::string& user, std::chrono::milliseconds max_wait) {
+  namespace asio = boost::asio;
+  asio::steady_timer timer(co_await asio::this_coro::executor);
+  while (true) {
+    const auto wait = budget_.take(user, std::chrono::steady_clock::now());
+    if (wait.count() == 0) break;
+    if (wait > max_wait) co_return wait;
+    if (metrics_) metrics_->inc(metric::store_paced, {{"limit", "player"}});
+    timer.expires_after(wait);
+    co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+  }
+  while (true) {
+    const auto wait = rate_.take(std::chrono::steady_clock::now());
+    if (wait.count() == 0) break;
+    if (metrics_) metrics_->inc(metric::store_paced, {{"limit", "global"}});
+    timer.expires_after(wait);
+    co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+  }
+  co_return std::nullopt;
 }
 
 }  // namespace esd::sync

@@ -5,6 +5,7 @@
 
 #include <boost/asio/awaitable.hpp>
 
+#include <optional>
 #include <set>
 #include <string>
 #include <utility>
@@ -12,6 +13,7 @@
 #include "config/config.hpp"
 #include "net/https_client.hpp"
 #include "ops/metrics.hpp"
+#include "sync/request_limits.hpp"
 
 namespace esd::sync {
 
@@ -32,6 +34,13 @@ class store_gateway {
   // boost::asio::error::access_denied and nothing is sent.
   boost::asio::awaitable<std::pair<boost::system::error_code, net::http_response>> send(net::http_request r);
 
+  // Waits until a Store request for this player fits the global rate limit and the player's budget
+  // ([store] max_requests_per_second, player_requests per player_window). Returns nullopt once the request
+  // may go (the budget is taken), or, taking nothing, how long until the player's budget allows one when
+  // that is longer than max_wait.
+  boost::asio::awaitable<std::optional<std::chrono::milliseconds>> admit(const std::string& user,
+                                                                         std::chrono::milliseconds max_wait);
+
   const config::config& cfg() const { return cfg_; }
   net::https_client& client() { return client_; }
 
@@ -41,6 +50,8 @@ class store_gateway {
   std::set<std::pair<std::string, std::uint16_t>> endpoints_;
   std::set<std::pair<std::string, std::uint16_t>> store_endpoints_;
   ops::metrics* metrics_;
+  player_budget budget_;
+  rate_limiter rate_;
 };
 
 }  // namespace esd::sync

@@ -38,6 +38,16 @@ BOOST_AUTO_TEST_CASE(the_example_config_is_valid_and_shows_the_defaults) {
   BOOST_TEST(c.sync.retry_cap.count() == d.sync.retry_cap.count());
   BOOST_TEST(c.sync.max_inline_wait.count() == d.sync.max_inline_wait.count());
   BOOST_TEST(c.sync.shutdown_timeout.count() == d.sync.shutdown_timeout.count());
+  BOOST_TEST(c.sync.lease.count() == d.sync.lease.count());
+  BOOST_TEST(c.sync.backfill_rate == d.sync.backfill_rate);
+  BOOST_TEST(c.sync.keep_done.count() == d.sync.keep_done.count());
+  BOOST_TEST(c.sync.keep_failed.count() == d.sync.keep_failed.count());
+  BOOST_TEST(c.sync.prune_interval.count() == d.sync.prune_interval.count());
+  BOOST_TEST(c.sync.prune_batch == d.sync.prune_batch);
+  BOOST_TEST(c.store.player_requests == d.store.player_requests);
+  BOOST_TEST(c.store.player_window.count() == d.store.player_window.count());
+  BOOST_TEST(c.store.max_requests_per_second == d.store.max_requests_per_second);
+  BOOST_TEST(c.database.keepalive.count() == d.database.keepalive.count());
   BOOST_TEST(c.keys.renew_after.count() == d.keys.renew_after.count());
   BOOST_TEST(c.keys.renew_before_expiry.count() == d.keys.renew_before_expiry.count());
   BOOST_TEST(c.keys.keep_alive_for.count() == d.keys.keep_alive_for.count());

@@ -7,8 +7,10 @@
 #include <chrono>
 #include <filesystem>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace esd::test {
@@ -97,6 +99,8 @@ class emulator_instance {
   long long stat(const std::string& name);
   // An entry of a map-valued stat (e.g. statusCounts/"429"), 0 when absent.
   long long stat(const std::string& map, const std::string& key);
+  // How many items the emulator holds for each player (GET /_emulator/players).
+  std::map<std::string, long long> item_counts();
 
  private:
   temp_dir dir_;
@@ -104,6 +108,28 @@ class emulator_instance {
   std::string base_url_;
   std::unique_ptr<background_process> process_;
 };
+
+// Many players for the emulator's --seed, so hundreds start with one process instead of a control call each,
+// and the keys the emulator mints for them (--keys-out).
+class seeded_players {
+ public:
+  seeded_players();
+  // items_json_array: a JSON array text of v6 items, such as emulator_instance::make_items() gives.
+  void add(const std::string& user_id, const std::string& items_json_array);
+  std::size_t size() const { return count_; }
+  // Writes the seed file; returns {"--seed", FILE, "--keys-out", FILE} for the emulator's command line.
+  std::vector<std::string> emulator_args() const;
+  // user_id -> collections key, from the --keys-out file (once the emulator has started).
+  std::map<std::string, std::string> collections_keys() const;
+
+ private:
+  temp_dir dir_;
+  std::string players_;  // the JSON objects of the "players" array, comma-separated
+  std::size_t count_ = 0;
+};
+
+// INSERTs (user_id, collections_key) rows into key_uploads in one transaction, as a game backend would.
+void upload_keys(const std::string& db_url, const std::vector<std::pair<std::string, std::string>>& user_keys);
 
 // A config file for the daemon pointing at the database and the emulator.
 fs::path write_daemon_config(const fs::path& dir, const std::string& db_url, const emulator_instance& emu,
@@ -117,6 +143,10 @@ struct daemon_paths {
 // Runs `entitlement-syncd --config CFG ARGS...` to completion.
 process_result run_daemon(const fs::path& config, const std::vector<std::string>& args,
                           std::chrono::seconds timeout = std::chrono::seconds(120));
+
+// Starts `entitlement-syncd --config CFG ARGS...` in the background, its output in log_file.
+std::unique_ptr<background_process> start_daemon(const fs::path& config, const fs::path& log_file,
+                                                 const std::vector<std::string>& args = {"run"});
 
 // One value of a query, as text; nullopt for NULL. Fails the test when the query returns no row.
 std::optional<std::string> query_value(const std::string& db_url, const std::string& sql);

@@ -174,6 +174,52 @@ long long emulator_instance::stat(const std::string& map, const std::string& key
   return p && p->is_number() ? p->to_number<long long>() : 0;
 }
 
+std::map<std::string, long long> emulator_instance::item_counts() {
+  auto v = boost::json::parse(control("GET", "/_emulator/players"));
+  std::map<std::string, long long> out;
+  for (const auto& [id, n] : v.at("players").as_object()) out[std::string(id)] = n.to_number<long long>();
+  return out;
+}
+
+seeded_players::seeded_players() : dir_("esd-seed") {}
+
+void seeded_players::add(const std::string& user_id, const std::string& items_json_array) {
+  if (count_++) players_ += ',';
+  players_ += "{\"userId\":" + boost::json::serialize(boost::json::value(user_id)) + ",\"items\":" +
+              items_json_array + "}";
+}
+
+std::vector<std::string> seeded_players::emulator_args() const {
+  const auto seed = dir_.path() / "seed.json";
+  write_text(seed, "{\"players\":[" + players_ + "]}");
+  return {"--seed", seed.string(), "--keys-out", (dir_.path() / "keys.csv").string()};
+}
+
+std::map<std::string, std::string> seeded_players::collections_keys() const {
+  std::istringstream in(read_text(dir_.path() / "keys.csv"));
+  std::map<std::string, std::string> out;
+  std::string line;
+  std::getline(in, line);  // user_id,collections_key,purchase_key
+  while (std::getline(in, line)) {
+    const auto a = line.find(',');
+    const auto b = a == std::string::npos ? a : line.find(',', a + 1);
+    BOOST_TEST_REQUIRE(b != std::string::npos, "bad --keys-out line: " << line.substr(0, 40));
+    out[line.substr(0, a)] = line.substr(a + 1, b - a - 1);
+  }
+  BOOST_TEST_REQUIRE(out.size() >= count_, "the emulator wrote " << out.size() << " keys for " << count_
+                                                                  << " seeded players");
+  return out;
+}
+
+void upload_keys(const std::string& db_url, const std::vector<std::pair<std::string, std::string>>& user_keys) {
+  pqxx::connection c(db_url);
+  pqxx::work tx(c);
+  for (const auto& [user, key] : user_keys)
+    tx.exec_params("INSERT INTO entitlement_sync.key_uploads (user_id, collections_key) VALUES ($1, $2)", user,
+                   key);
+  tx.commit();
+}
+
 fs::path write_daemon_config(const fs::path& dir, const std::string& db_url, const emulator_instance& emu,
                              const std::string& extra_ini) {
   auto path = dir / "entitlement-syncd.conf";
@@ -193,6 +239,13 @@ process_result run_daemon(const fs::path& config, const std::vector<std::string>
   std::vector<std::string> argv{daemon_paths::daemon_bin(), "--config", config.string()};
   argv.insert(argv.end(), args.begin(), args.end());
   return run_process(argv, timeout);
+}
+
+std::unique_ptr<background_process> start_daemon(const fs::path& config, const fs::path& log_file,
+                                                 const std::vector<std::string>& args) {
+  std::vector<std::string> argv{daemon_paths::daemon_bin(), "--config", config.string()};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return std::make_unique<background_process>(argv, log_file);
 }
 
 std::optional<std::string> query_value(const std::string& db_url, const std::string& sql) {
