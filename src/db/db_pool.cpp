@@ -1,6 +1,7 @@
 #include "db/db_pool.hpp"
 
 #include <netinet/in.h>
+#include <poll.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 
@@ -26,6 +27,19 @@ void set_tcp_keepalive(int fd, std::chrono::seconds idle) {
   setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &count, sizeof count);
   setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout_ms, sizeof user_timeout_ms);
 }
+
+namespace {
+
+// An idle pool connection never expects data: when its socket is readable, the server has sent its goodbye
+// (a restart, pg_terminate_backend, idle timeout) and closed it. Noticing that before the next statement
+// spares a failed round trip, and a libpqxx 6 leak of the PGresult of a statement sent on such a connection.
+bool closed_by_server(int fd) {
+  if (fd < 0) return true;
+  pollfd p{fd, POLLIN | POLLRDHUP, 0};
+  return ::poll(&p, 1, 0) > 0 && (p.revents & (POLLIN | POLLRDHUP | POLLHUP | POLLERR)) != 0;
+}
+
+}  // namespace
 
 std::unique_ptr<pqxx::connection> open_connection(const std::string& url,
                                                   std::chrono::milliseconds statement_timeout,
@@ -84,6 +98,7 @@ void db_pool::worker_loop() {
       ++running_;
     }
     std::exception_ptr connect_error;
+    if (conn && conn->is_open() && closed_by_server(conn->sock())) conn.reset();
     if (!conn || !conn->is_open()) {
       conn.reset();
       try {
