@@ -24,7 +24,8 @@ bool renewal_due(std::optional<store::store_time> issued_at, std::optional<store
 }
 
 asio::awaitable<renewal_result> renew_store_id_key(const std::string& key, store::key_kind kind,
-                                                   store_gateway& gateway, entra_token_cache& tokens) {
+                                                   store_gateway& gateway, entra_token_cache& tokens,
+                                                   const std::string& user_id) {
   renewal_result result;
   const std::string what = std::string(store::to_string(kind)) + " key";
   auto decoded = store::decode_store_id_key(key);
@@ -51,7 +52,7 @@ asio::awaitable<renewal_result> renew_store_id_key(const std::string& key, store
   req.headers.emplace_back("Authorization", "Bearer " + *token.access_token);
   req.headers.emplace_back("Content-Type", "application/json");
   req.body = json::serialize(json::object{{"serviceTicket", *token.access_token}, {"key", key}});
-  auto [ec, resp] = co_await gateway.send(std::move(req));
+  auto [ec, resp] = co_await gateway.send(std::move(req), user_id);
   if (ec) {
     result.reason = "renewing the " + what + " failed: " + ec.message();
     co_return result;

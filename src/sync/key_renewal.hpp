@@ -31,6 +31,7 @@ bool renewal_due(std::optional<store::store_time> issued_at, std::optional<store
                  store::store_time now);
 
 boost::asio::awaitable<renewal_result> renew_store_id_key(const std::string& key, store::key_kind kind,
-                                                          store_gateway& gateway, entra_token_cache& tokens);
+                                                          store_gateway& gateway, entra_token_cache& tokens,
+                                                          const std::string& user_id = {});
 
 }  // namespace esd::sync

@@ -41,6 +41,12 @@ milliseconds player_budget::take(const std::string& user, steady_time now) {
   return std::max(wait, milliseconds(1));
 }
 
+void player_budget::settle(const std::string& user, steady_time now) {
+  auto it = log_.find(user);
+  if (it == log_.end() || it->second.empty()) return;
+  if (it->second.back() < now) it->second.back() = now;  // still the newest, so the log stays in order
+}
+
 int player_budget::used(const std::string& user, steady_time now) const {
   auto it = log_.find(user);
   if (it == log_.end()) return 0;

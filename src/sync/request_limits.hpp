@@ -22,6 +22,10 @@ class player_budget {
   // and returns how long until it will.
   std::chrono::milliseconds take(const std::string& user, steady_time now);
 
+  // The player's latest request was answered now: its slot counts from now (the Store counted it somewhere
+  // between the take and now). A player's requests go one at a time, so the latest slot is that request's.
+  void settle(const std::string& user, steady_time now);
+
   // Requests the player has made within the window ending now.
   int used(const std::string& user, steady_time now) const;
   std::size_t tracked_players() const { return log_.size(); }

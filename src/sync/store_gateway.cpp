@@ -31,13 +31,17 @@ bool store_gateway::is_store_endpoint(const std::string& url) const {
 }
 
 boost::asio::awaitable<std::pair<boost::system::error_code, net::http_response>> store_gateway::send(
-    net::http_request r) {
+    net::http_request r, const std::string& user) {
   if (!allowed(r.url)) co_return std::pair{make_error_code(boost::asio::error::access_denied), net::http_response{}};
-  const char* endpoint = r.url.find("/collections/query") != std::string::npos ? "collections_query"
-                         : r.url.find("/keys/renew") != std::string::npos      ? "key_renew"
-                         : r.url.find("/oauth2/") != std::string::npos         ? "entra_token"
-                                                                               : "other";
+  const char* endpoint = r.url.find("/collections/query") != std::string::npos    ? "collections_query"
+                         : r.url.find("/keys/renew") != std::string::npos         ? "key_renew"
+                         : r.url.find("/oauth2/") != std::string::npos            ? "entra_token"
+                         : r.url.find("/purchases/grant") != std::string::npos    ? "grant"
+                         : r.url.find("/collections/consume") != std::string::npos ? "consume"
+                         : r.url.find("/recurrences/query") != std::string::npos  ? "recurrences_query"
+                                                                                  : "other";
   auto answer = co_await client_.send(std::move(r));
+  if (!user.empty()) budget_.settle(user, std::chrono::steady_clock::now());
   if (metrics_) {
     const std::string status = answer.first ? std::string("error") : std::to_string(answer.second.status);
     metrics_->inc(metric::store_requests, {{"endpoint", endpoint}, {"status", status}});

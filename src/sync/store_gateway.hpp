@@ -32,7 +32,11 @@ class store_gateway {
 
   // Sends through the pooled client; a URL outside the allowed endpoints fails with
   // boost::asio::error::access_denied and nothing is sent.
-  boost::asio::awaitable<std::pair<boost::system::error_code, net::http_response>> send(net::http_request r);
+  // With `user`, the player's budget slot taken by admit() is moved to the time the answer came back: the
+  // Store counts a request when it arrives, which is after admission, so counting from admission would let
+  // one request too many into the Store's window at its edge.
+  boost::asio::awaitable<std::pair<boost::system::error_code, net::http_response>> send(
+      net::http_request r, const std::string& user = {});
 
   // Waits until a Store request for this player fits the global rate limit and the player's budget
   // ([store] max_requests_per_second, player_requests per player_window). Returns nullopt once the request

@@ -28,6 +28,19 @@ BOOST_AUTO_TEST_CASE(a_player_gets_its_budget_then_waits_for_the_oldest_to_leave
   BOOST_TEST(budget.take("p", t0 + 2000ms).count() == 100);
 }
 
+BOOST_AUTO_TEST_CASE(a_slot_counts_from_when_its_answer_came_back) {
+  player_budget budget(2, 1000ms);
+  BOOST_TEST(budget.take("p", t0).count() == 0);
+  budget.settle("p", t0 + 300ms);  // the answer took 300 ms: the Store saw it somewhere in between
+  BOOST_TEST(budget.take("p", t0 + 400ms).count() == 0);
+  budget.settle("p", t0 + 450ms);
+  // The first slot now ends at t0 + 1300 ms, not t0 + 1000 ms.
+  BOOST_TEST(budget.take("p", t0 + 1000ms).count() == 300);
+  BOOST_TEST(budget.take("p", t0 + 1300ms).count() == 0);
+  budget.settle("q", t0);  // nothing taken: nothing happens
+  BOOST_TEST(budget.used("q", t0) == 0);
+}
+
 BOOST_AUTO_TEST_CASE(players_have_separate_budgets) {
   player_budget budget(2, 300s);
   BOOST_TEST(budget.take("a", t0).count() == 0);
