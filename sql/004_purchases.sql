@@ -55,21 +55,26 @@ CREATE INDEX consume_requests_pending ON entitlement_sync.consume_requests (user
   WHERE state = 'pending';
 
 -- The idempotency keys can never change once a row exists: a retry must send the same one.
-CREATE FUNCTION entitlement_sync.keep_idempotency_key() RETURNS trigger
+CREATE FUNCTION entitlement_sync.keep_order_id() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-  IF TG_TABLE_NAME = 'grant_requests' AND NEW.order_id IS DISTINCT FROM OLD.order_id THEN
+  IF NEW.order_id IS DISTINCT FROM OLD.order_id THEN
     RAISE EXCEPTION 'order_id of grant request % cannot change: it is the Store''s idempotency key', OLD.request_id;
   END IF;
-  IF TG_TABLE_NAME = 'consume_requests' AND NEW.tracking_id IS DISTINCT FROM OLD.tracking_id THEN
+  RETURN NEW;
+END $$;
+CREATE FUNCTION entitlement_sync.keep_tracking_id() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  IF NEW.tracking_id IS DISTINCT FROM OLD.tracking_id THEN
     RAISE EXCEPTION 'tracking_id of consume request % cannot change: it is the Store''s idempotency key', OLD.request_id;
   END IF;
   RETURN NEW;
 END $$;
-CREATE TRIGGER grant_requests_keep_order_id BEFORE UPDATE ON entitlement_sync.grant_requests
-  FOR EACH ROW EXECUTE FUNCTION entitlement_sync.keep_idempotency_key();
-CREATE TRIGGER consume_requests_keep_tracking_id BEFORE UPDATE ON entitlement_sync.consume_requests
-  FOR EACH ROW EXECUTE FUNCTION entitlement_sync.keep_idempotency_key();
+CREATE TRIGGER grant_requests_keep_order_id BEFORE UPDATE OF order_id ON entitlement_sync.grant_requests
+  FOR EACH ROW EXECUTE FUNCTION entitlement_sync.keep_order_id();
+CREATE TRIGGER consume_requests_keep_tracking_id BEFORE UPDATE OF tracking_id ON entitlement_sync.consume_requests
+  FOR EACH ROW EXECUTE FUNCTION entitlement_sync.keep_tracking_id();
 
 -- A new request queues an event for its player (which registers the player and wakes the daemon).
 CREATE FUNCTION entitlement_sync.purchase_request_enqueued() RETURNS trigger

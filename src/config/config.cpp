@@ -88,6 +88,13 @@ constexpr std::array key_specs{
              [](config& c, std::string_view v) { return read_seconds(v, 1s, 24h, c.store.player_window); }},
     key_spec{"store", "max_requests_per_second",
              [](config& c, std::string_view v) { return read_int(v, 0, 100000, c.store.max_requests_per_second); }},
+    key_spec{"store", "subscriptions",
+             [](config& c, std::string_view v) {
+               std::string choice;
+               auto err = read_choice(v, {"on", "off", "true", "false", "yes", "no"}, choice);
+               if (err.empty()) c.store.subscriptions = choice == "on" || choice == "true" || choice == "yes";
+               return err;
+             }},
 
     key_spec{"sync", "concurrency",
              [](config& c, std::string_view v) { return read_int(v, 1, 4096, c.sync.concurrency); }},

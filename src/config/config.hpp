@@ -50,6 +50,8 @@ struct store_config {
   seconds player_window{300};         // [store] player_window: the Store allows about 200 per 300 s per user
   int max_requests_per_second = 0;    // [store] max_requests_per_second, 0..100000: all Store requests
                                       // together (0 = no limit beyond concurrency)
+  bool subscriptions = true;          // [store] subscriptions, on/off: read the player's subscriptions
+                                      // (recurrences) with the purchase key at each sync
 };
 
 struct sync_config {

@@ -127,9 +127,72 @@ void write_items(pqxx::work& tx, const sync_job& job, const std::vector<store::c
   flush();
 }
 
+// Every subscription of a complete read is upserted; those no longer in the answer are marked gone (and
+// come back if they reappear). A failed read leaves the rows as they were and says why on the player.
+void write_subscriptions(pqxx::work& tx, const sync_job& job, const sync_outcome& o, int max_attempts) {
+  auto t = [](const std::optional<store::store_time>& v) -> std::optional<std::string> {
+    if (!v) return std::nullopt;
+    return store::to_pg_timestamptz(*v);
+  };
+  auto b = [](const std::optional<bool>& v) -> std::optional<std::string> {
+    if (!v) return std::nullopt;
+    return std::string(*v ? "true" : "false");
+  };
+  auto nz = [](const std::string& v) -> std::optional<std::string> {
+    if (v.empty()) return std::nullopt;
+    return v;
+  };
+  if (o.subscriptions) {
+    std::vector<std::string> ids;
+    for (const auto& s : *o.subscriptions) {
+      ids.push_back(s.id);
+      tx.exec_params(
+          "INSERT INTO entitlement_sync.subscriptions AS s (user_id, recurrence_id, product_id, sku_id, state, "
+          "  auto_renew, is_trial, market, start_time, expiration_time, expiration_time_with_grace, "
+          "  cancellation_date, last_modified, beneficiary) "
+          "VALUES ($1, $2, $3, $4, $5, $6::boolean, $7::boolean, $8, $9::timestamptz, $10::timestamptz, "
+          "  $11::timestamptz, $12::timestamptz, $13::timestamptz, $14) "
+          "ON CONFLICT (user_id, recurrence_id) DO UPDATE SET product_id = EXCLUDED.product_id, "
+          "  sku_id = EXCLUDED.sku_id, state = EXCLUDED.state, auto_renew = EXCLUDED.auto_renew, "
+          "  is_trial = EXCLUDED.is_trial, market = EXCLUDED.market, start_time = EXCLUDED.start_time, "
+          "  expiration_time = EXCLUDED.expiration_time, "
+          "  expiration_time_with_grace = EXCLUDED.expiration_time_with_grace, "
+          "  cancellation_date = EXCLUDED.cancellation_date, last_modified = EXCLUDED.last_modified, "
+          "  beneficiary = EXCLUDED.beneficiary, synced_at = now(), gone_at = NULL",
+          job.user_id, s.id, nz(s.product_id), nz(s.sku_id), nz(s.state), b(s.auto_renew), b(s.is_trial),
+          nz(s.market), t(s.start_time), t(s.expiration_time), t(s.expiration_time_with_grace),
+          t(s.cancellation_date), t(s.last_modified), nz(s.beneficiary));
+    }
+    tx.exec_params(
+        "UPDATE entitlement_sync.subscriptions SET gone_at = now() "
+        "WHERE user_id = $1 AND gone_at IS NULL AND NOT (recurrence_id = ANY($2::text[]))",
+        job.user_id, to_pg_text_array(ids));
+    tx.exec_params(
+        "UPDATE entitlement_sync.users SET subscriptions_synced_at = now(), subscriptions_error = NULL, "
+        "  subscriptions_failures = 0 WHERE user_id = $1",
+        job.user_id);
+  } else if (o.subscriptions_error) {
+    auto failures = tx.exec_params1(
+        "UPDATE entitlement_sync.users SET subscriptions_error = $2, "
+        "  subscriptions_failures = subscriptions_failures + 1 WHERE user_id = $1 RETURNING subscriptions_failures",
+        job.user_id, *o.subscriptions_error)[0].as<int>();
+    // A transient failure is tried again on its own, a bounded number of times in a row: a player whose
+    // subscriptions always fail (the Store has such cases) is not retried forever.
+    if (o.subscriptions_retry_at && failures < max_attempts) {
+      const auto micros = std::chrono::duration_cast<std::chrono::microseconds>(
+                              o.subscriptions_retry_at->time_since_epoch()).count();
+      tx.exec_params(
+          "INSERT INTO entitlement_sync.key_uploads (user_id, kind, run_after) "
+          "VALUES ($1, 'subscriptions', to_timestamp($2::float8 / 1e6))",
+          job.user_id, std::to_string(micros));
+    }
+  }
+}
+
 }  // namespace
 
-bool complete_job(pqxx::connection& c, const sync_job& job, const std::string& owner, const sync_outcome& o) {
+bool complete_job(pqxx::connection& c, const sync_job& job, const std::string& owner, const sync_outcome& o,
+                  int max_attempts) {
   pqxx::work tx(c);
   // Take the events first: if they are no longer ours, nothing else may be written.
   auto mine = tx.exec_params(
@@ -152,6 +215,7 @@ bool complete_job(pqxx::connection& c, const sync_job& job, const std::string& o
       "  items = (SELECT count(*) FROM entitlement_sync.entitlements WHERE user_id = $1) "
       "WHERE user_id = $1",
       job.user_id, watermark);
+  write_subscriptions(tx, job, o, max_attempts);
   tx.commit();
   return true;
 }

@@ -322,6 +322,63 @@ std::vector<sync_job> claim_jobs(pqxx::connection& c, const claim_options& o) {
     job.purchase_key_expires_at = optional_time(row["purchase_key_expires_at"]);
     if (!row["purchase_key_dead"].is_null()) job.purchase_key_dead = row["purchase_key_dead"].as<std::string>();
   }
+
+  // The players' due grant and consume requests, carried out within this sync (bounded per claim; the
+  // rest wait for the next event, which every retry queues).
+  auto grants = tx.exec_params(
+      "SELECT request_id, user_id, product_id, sku_id, availability_id, language, market, order_id::text, "
+      "  dev_offer_id, quantity, attempts FROM entitlement_sync.grant_requests "
+      "WHERE user_id = ANY($1::text[]) AND state = 'pending' AND run_after <= now() "
+      "ORDER BY request_id LIMIT 1000",
+      users_literal);
+  for (const auto& row : grants) {
+    auto it = jobs.find(row["user_id"].as<std::string>());
+    if (it == jobs.end()) continue;
+    grant_task g;
+    g.request_id = row["request_id"].as<std::int64_t>();
+    g.product_id = row["product_id"].as<std::string>();
+    g.sku_id = row["sku_id"].as<std::string>();
+    g.availability_id = row["availability_id"].as<std::string>();
+    g.language = row["language"].as<std::string>();
+    g.market = row["market"].as<std::string>();
+    g.order_id = row["order_id"].as<std::string>();
+    if (!row["dev_offer_id"].is_null()) g.dev_offer_id = row["dev_offer_id"].as<std::string>();
+    g.quantity = row["quantity"].as<int>();
+    g.attempts = row["attempts"].as<int>();
+    it->second.grants.push_back(std::move(g));
+  }
+  // A request naming a product reports the player's consumable item of it that still has a quantity (the
+  // newest); the item found is kept on the row, so every retry reports the same item with the same
+  // tracking id.
+  auto consumes = tx.exec_params(
+      "WITH due AS ("
+      "  SELECT request_id FROM entitlement_sync.consume_requests "
+      "  WHERE user_id = ANY($1::text[]) AND state = 'pending' AND run_after <= now() "
+      "  ORDER BY request_id LIMIT 1000) "
+      "UPDATE entitlement_sync.consume_requests c SET consumed_item_id = coalesce(c.consumed_item_id, c.item_id, "
+      "  (SELECT e.item_id FROM entitlement_sync.entitlements e "
+      "    WHERE e.user_id = c.user_id AND e.product_id = c.product_id AND e.status = 'Active' "
+      "      AND coalesce(e.quantity, 1) > 0 "
+      "    ORDER BY e.modified_date DESC, e.item_id LIMIT 1)) "
+      "FROM due WHERE c.request_id = due.request_id "
+      "RETURNING c.request_id, c.user_id, c.consumed_item_id, c.product_id, c.tracking_id::text, c.attempts",
+      users_literal);
+  for (const auto& row : consumes) {
+    auto it = jobs.find(row["user_id"].as<std::string>());
+    if (it == jobs.end()) continue;
+    consume_task t;
+    t.request_id = row["request_id"].as<std::int64_t>();
+    if (!row["consumed_item_id"].is_null()) t.item_id = row["consumed_item_id"].as<std::string>();
+    if (!row["product_id"].is_null()) t.product_id = row["product_id"].as<std::string>();
+    t.tracking_id = row["tracking_id"].as<std::string>();
+    t.attempts = row["attempts"].as<int>();
+    it->second.consumes.push_back(std::move(t));
+  }
+  for (auto& [user, job] : jobs) {
+    auto by_id = [](const auto& a, const auto& b) { return a.request_id < b.request_id; };
+    std::sort(job.grants.begin(), job.grants.end(), by_id);
+    std::sort(job.consumes.begin(), job.consumes.end(), by_id);
+  }
   tx.commit();
 
   std::vector<sync_job> out;
@@ -451,6 +508,62 @@ int feed_backfill(pqxx::connection& c, int rate) {
   auto n = tx.exec_params1("SELECT entitlement_sync.feed_backfill($1)", rate)[0].as<int>();
   tx.commit();
   return n;
+}
+
+}  // namespace esd::db
+
+namespace esd::db {
+
+namespace {
+
+std::string record_request(pqxx::connection& c, const char* table, const char* kind, const std::string& user_id,
+                           const request_result& r, int max_attempts) {
+  pqxx::work tx(c);
+  const char* end = r.end == request_end::done ? "done" : r.end == request_end::failed ? "failed" : "retry";
+  std::optional<std::string> retry_at;
+  if (r.retry_at)
+    retry_at = std::to_string(std::chrono::duration_cast<std::chrono::microseconds>(r.retry_at->time_since_epoch()).count());
+  const bool grant = std::string_view(table) == "grant_requests";
+  const std::string sql =
+      std::string("UPDATE entitlement_sync.") + table + " SET attempts = attempts + 1, last_attempt_at = now(), "
+      "  state = CASE WHEN $2 = 'done' THEN 'done' "
+      "               WHEN $2 = 'failed' OR attempts + 1 >= $3 THEN 'failed' ELSE 'pending' END, "
+      "  error = CASE WHEN $2 = 'done' THEN NULL "
+      "               WHEN $2 = 'retry' AND attempts + 1 >= $3 "
+      "                 THEN $4 || ' (gave up after ' || (attempts + 1) || ' attempts)' "
+      "               ELSE $4 END, "
+      "  completed_at = CASE WHEN $2 <> 'retry' OR attempts + 1 >= $3 THEN now() END, "
+      "  run_after = coalesce(to_timestamp($5::float8 / 1e6), run_after) " +
+      (grant ? std::string(", order_state = coalesce(nullif($6, ''), order_state), "
+                           "  line_item_id = coalesce(nullif($7, ''), line_item_id) ")
+             : std::string()) +
+      "WHERE request_id = $1 AND state = 'pending' RETURNING state, run_after";
+  pqxx::result rows = grant ? tx.exec_params(sql, r.request_id, end, max_attempts, r.error, retry_at,
+                                             r.order_state, r.line_item_id)
+                            : tx.exec_params(sql, r.request_id, end, max_attempts, r.error, retry_at);
+  if (rows.empty()) {
+    tx.commit();
+    return "";
+  }
+  const std::string state = rows[0][0].as<std::string>();
+  if (state == "pending") {
+    // The retry needs an event to carry it: the player's next sync, at the retry time.
+    tx.exec_params("INSERT INTO entitlement_sync.key_uploads (user_id, kind, run_after) VALUES ($1, $2, $3)",
+                   user_id, kind, rows[0][1].as<std::string>());
+  }
+  tx.commit();
+  return state;
+}
+
+}  // namespace
+
+std::string record_grant(pqxx::connection& c, const std::string& user_id, const request_result& r, int max_attempts) {
+  return record_request(c, "grant_requests", "grant", user_id, r, max_attempts);
+}
+
+std::string record_consume(pqxx::connection& c, const std::string& user_id, const request_result& r,
+                           int max_attempts) {
+  return record_request(c, "consume_requests", "consume", user_id, r, max_attempts);
 }
 
 }  // namespace esd::db

@@ -16,11 +16,31 @@
 #include <vector>
 
 #include "store/collections.hpp"
+#include "store/purchase.hpp"
 #include "store/store_date.hpp"
 #include "db/key_codec.hpp"
 #include "store/store_id_key.hpp"
 
 namespace esd::db {
+
+// A free-product grant to carry out within the player's sync (grant_requests).
+struct grant_task {
+  std::int64_t request_id = 0;
+  std::string product_id, sku_id, availability_id, language, market;
+  std::string order_id;  // the idempotency key, the same on every try
+  std::optional<std::string> dev_offer_id;
+  int quantity = 1;
+  int attempts = 0;  // tries before this one
+};
+
+// A consumable fulfilment report to carry out within the player's sync (consume_requests).
+struct consume_task {
+  std::int64_t request_id = 0;
+  std::string item_id;     // the item to report; empty when product_id matched no consumable the player has
+  std::string product_id;  // as asked, when the request named a product
+  std::string tracking_id;  // the idempotency key, the same on every try
+  int attempts = 0;
+};
 
 struct sync_job {
   std::string user_id;
@@ -38,6 +58,8 @@ struct sync_job {
   std::optional<store::store_time> purchase_key_issued_at, purchase_key_expires_at;
   std::optional<std::string> purchase_key_dead;
   std::optional<store::store_time> watermark;
+  std::vector<grant_task> grants;      // due grant requests, oldest first
+  std::vector<consume_task> consumes;  // due consume requests, oldest first
 };
 
 struct claim_options {
@@ -51,16 +73,42 @@ struct claim_options {
 
 std::vector<sync_job> claim_jobs(pqxx::connection& c, const claim_options& o);
 
+// How one grant or consume request ended this time.
+enum class request_end { done, failed, retry };
+struct request_result {
+  std::int64_t request_id = 0;
+  request_end end = request_end::failed;
+  std::string error;  // why it failed (also recorded while it waits for a retry)
+  std::optional<std::chrono::system_clock::time_point> retry_at;
+  std::string order_state, line_item_id;  // grants
+};
+
+// Records a grant's or a consume's outcome on its row (only while it is pending: a late duplicate changes
+// nothing). A retry that still has attempts left waits until retry_at, with an event queued for then;
+// otherwise it ends failed. Returns the row's state afterwards ("pending", "done", "failed"), or "" when the
+// row was no longer pending.
+std::string record_grant(pqxx::connection& c, const std::string& user_id, const request_result& r, int max_attempts);
+std::string record_consume(pqxx::connection& c, const std::string& user_id, const request_result& r,
+                           int max_attempts);
+
 struct sync_outcome {
   std::vector<store::collection_item> items;  // de-duplicated by item id
   std::optional<store::store_time> max_modified;
   int pages = 0;
   int throttled_waits = 0;  // 429s waited out inside the sync
+  // Subscriptions: a complete read (every page), or why the read failed; neither when not read.
+  std::optional<std::vector<store::recurrence>> subscriptions;
+  std::optional<std::string> subscriptions_error;
+  std::optional<std::chrono::system_clock::time_point> subscriptions_retry_at;  // transient failures
 };
 
 // Writes the items, the new watermark and the events' completion in one transaction. Returns false (and
 // writes nothing) when the events are no longer ours: their lease ran out and another worker took them.
-bool complete_job(pqxx::connection& c, const sync_job& job, const std::string& owner, const sync_outcome& o);
+// Subscriptions are written in the same transaction; a failed subscriptions read is recorded on the player and,
+// when transient, tried again by an event at subscriptions_retry_at while fewer than max_attempts reads in a
+// row have failed.
+bool complete_job(pqxx::connection& c, const sync_job& job, const std::string& owner, const sync_outcome& o,
+                  int max_attempts = 8);
 
 // Records a failure on the events and on the player. With retry_at, the events wait until then (unless
 // attempts reached max_attempts, which makes the failure final); without it the failure is final.

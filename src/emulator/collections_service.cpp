@@ -3,12 +3,12 @@
 #include <algorithm>
 #include <boost/json/array.hpp>
 #include <boost/json/object.hpp>
-#include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 #include <chrono>
 #include <vector>
 
 #include "emulator/store_errors.hpp"
+#include "emulator/store_request.hpp"
 #include "emulator/store_ticks.hpp"
 
 namespace esd::emulator {
@@ -16,22 +16,6 @@ namespace esd::emulator {
 namespace json = boost::json;
 
 namespace {
-
-constexpr std::string_view invalid_token = "AuthenticationTokenInvalid";
-
-
-
-std::optional<json::object> parse_object(std::string_view body) {
-  boost::system::error_code ec;
-  json::value v = json::parse(body, ec);
-  if (ec || !v.is_object()) return std::nullopt;
-  return std::move(v.as_object());
-}
-
-const json::string* string_field(const json::object& o, std::string_view name) {
-  const auto* v = o.if_contains(name);
-  return v ? v->if_string() : nullptr;
-}
 
 // beneficiaries[0] when it is an object.
 const json::object* first_beneficiary(const json::object& body) {
@@ -43,10 +27,6 @@ const json::object* first_beneficiary(const json::object& body) {
 const json::string* renew_key_field(const json::object& body) {
   if (const auto* k = string_field(body, "key")) return k;
   return string_field(body, "Key");  // the documented example spells it with a capital K
-}
-
-http_response bad_parameter(std::string_view detail, std::string_view source = collections_source) {
-  return store_error(http::status::bad_request, "InvalidParameter", detail, source);
 }
 
 // Where a page starts: after the item with this (modifiedDate, itemId).
@@ -61,7 +41,7 @@ std::string encode_position(const store_item& last) {
 }
 
 std::optional<page_position> decode_position(std::string_view token) {
-  const auto o = parse_object(token);
+  const auto o = parse_body_object(token);
   if (!o) return std::nullopt;
   const auto* date = string_field(*o, "lastModifiedDate");
   const auto* id = string_field(*o, "lastItemId");
@@ -77,75 +57,16 @@ struct product_sku {
 
 }  // namespace
 
-std::optional<http_response> store_service::check_access_token(std::string_view token, std::int64_t now,
-                                                               std::string_view source,
-                                                               access_token_claims& out) const {
-  if (token.empty())
-    return store_error(http::status::unauthorized, "PartnerAadTicketRequired",
-                       "The Entra ID access token was not passed in the Authorization header.", source);
-  const auto claims = entra_.read(token);
-  if (!claims)
-    return store_error(
-        http::status::unauthorized, invalid_token,
-        "Authentication token supplied is invalid: the Entra ID access token was not issued to a known "
-        "application.",
-        source);
-  if (claims->expires_at <= now)
-    return store_error(http::status::unauthorized, invalid_token,
-                       "Authentication token supplied is invalid: the Entra ID access token has expired.",
-                       source);
-  if (claims->not_before > now)
-    return store_error(
-        http::status::unauthorized, invalid_token,
-        "Authentication token supplied is invalid: the Entra ID access token is not valid yet.", source);
-  if (claims->audience != onestore_audience)
-    return store_error(http::status::unauthorized, invalid_token,
-                       "Authentication token supplied is invalid: the Entra ID access token's audience is " +
-                           claims->audience + ", this service needs " + std::string(onestore_audience) + ".",
-                       source);
-  out = *claims;
-  return std::nullopt;
-}
-
-std::optional<http_response> store_service::check_store_key(const std::optional<store_key_spec>& key,
-                                                            std::int64_t now,
-                                                            const access_token_claims& token,
-                                                            std::string_view source,
-                                                            const store::key_kind* kind) const {
-  if (!key)
-    return store_error(
-        http::status::unauthorized, invalid_token,
-        "Authentication token supplied is invalid: the Microsoft Store ID key (b2b key) is malformed or "
-        "was not issued by this service.",
-        source);
-  if (key->expires_at <= now)
-    return store_error(http::status::unauthorized, invalid_token,
-                       "Authentication token supplied is invalid: the Microsoft Store ID key has expired.",
-                       source);
-  if (key->issued_at - 3600 > now)
-    return store_error(
-        http::status::unauthorized, invalid_token,
-        "Authentication token supplied is invalid: the Microsoft Store ID key is not valid yet.", source);
-  if (kind && key->kind != *kind)
-    return store_error(http::status::unauthorized, invalid_token,
-                       "Authentication token supplied is invalid: the Microsoft Store ID key is a " +
-                           std::string(store::to_string(key->kind)) + " key; this service needs a " +
-                           std::string(store::to_string(*kind)) + " key.",
-                       source);
-  if (!iequals(key->client_id, token.app_id))
-    return store_error(
-        http::status::unauthorized, "InconsistentClientId",
-        "The clientId claim in the Microsoft Store ID key does not match the appid claim in the Entra "
-        "ID access token.",
-        source);
-  return std::nullopt;
-}
-
 std::optional<std::string> store_service::player_of(const http_request& req) const {
-  const auto body = parse_object(req.body());
+  const auto body = parse_body_object(req.body());
   if (!body) return std::nullopt;
+  // Where each Store request carries its key: beneficiaries[0] (collections query), beneficiary (consume),
+  // b2bKey (grant, recurrences query), key (renewal).
   const json::string* key = nullptr;
   if (const auto* b = first_beneficiary(*body)) key = string_field(*b, "identityValue");
+  if (const auto* v = body->if_contains("beneficiary"); !key && v && v->is_object())
+    key = string_field(v->as_object(), "identityValue");
+  if (!key) key = string_field(*body, "b2bKey");
   if (!key) key = renew_key_field(*body);
   if (!key) return std::nullopt;
   auto spec = keys_.read(*key);
@@ -162,10 +83,10 @@ http_response store_service::collections_query(const http_request& req) {
     return store_error(http::status::method_not_allowed, "MethodNotAllowed", "Use POST.");
   const std::int64_t now = now_seconds();
   access_token_claims token;
-  if (auto failure = check_access_token(bearer_token(req), now, collections_source, token))
+  if (auto failure = auth_.check_access_token(bearer_token(req), now, collections_source, token))
     return std::move(*failure);
 
-  const auto body = parse_object(req.body());
+  const auto body = parse_body_object(req.body());
   if (!body) return bad_parameter("The request body must be a JSON object.");
   const auto* beneficiary = first_beneficiary(*body);
   const auto* identity_type = beneficiary ? string_field(*beneficiary, "identityType") : nullptr;
@@ -182,7 +103,7 @@ http_response store_service::collections_query(const http_request& req) {
 
   const auto key = keys_.read(*identity_value);
   const store::key_kind collections = store::key_kind::collections;
-  if (auto failure = check_store_key(key, now, token, collections_source, &collections))
+  if (auto failure = auth_.check_store_key(key, now, token, collections_source, &collections))
     return std::move(*failure);
   const std::string& player_id = key->player_id;
 
@@ -315,7 +236,7 @@ http_response store_service::renew_key(const http_request& req) {
   if (req.method() != http::verb::post)
     return store_error(http::status::method_not_allowed, "MethodNotAllowed", "Use POST.");
   const std::int64_t now = now_seconds();
-  const auto body = parse_object(req.body());
+  const auto body = parse_body_object(req.body());
   if (!body) return bad_parameter("The request body must be a JSON object with serviceTicket and key.");
   const auto* old_key = renew_key_field(*body);
   if (!old_key || old_key->empty()) return bad_parameter("The request body must contain the key to renew.");
@@ -328,8 +249,8 @@ http_response store_service::renew_key(const http_request& req) {
   const std::string_view token_text =
       ticket && !ticket->empty() ? std::string_view(*ticket) : bearer_token(req);
   access_token_claims token;
-  if (auto failure = check_access_token(token_text, now, source, token)) return std::move(*failure);
-  if (auto failure = check_store_key(key, now, token, source, nullptr)) return std::move(*failure);
+  if (auto failure = auth_.check_access_token(token_text, now, source, token)) return std::move(*failure);
+  if (auto failure = auth_.check_store_key(key, now, token, source, nullptr)) return std::move(*failure);
 
   {
     std::lock_guard lock(state_.mutex);

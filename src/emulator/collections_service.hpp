@@ -1,7 +1,7 @@
 // The Store endpoints: POST /v6.0/collections/query (a player's entitlements, paged) and
 // POST /v6.0/b2b/keys/renew (a fresh Store ID key for one about to expire), with the Store's checks
-// (Entra token audience and expiry, Store ID key signature, kind, expiry, client id) and its per-player
-// rate limit.
+// (Entra token audience and expiry, Store ID key signature, kind, expiry, client id: see store_auth) and its
+// per-player rate limit. The purchase side and consume are in purchase_service and consume_service.
 #pragma once
 
 #include <optional>
@@ -10,6 +10,7 @@
 #include "emulator/emulator_state.hpp"
 #include "emulator/entra.hpp"
 #include "emulator/http_types.hpp"
+#include "emulator/store_auth.hpp"
 #include "emulator/store_keys.hpp"
 
 namespace esd::emulator {
@@ -18,7 +19,7 @@ class store_service {
  public:
   store_service(emulator_state& state, const emulator_config& config, const entra_issuer& entra,
                 const store_key_authority& keys)
-      : state_(state), config_(config), entra_(entra), keys_(keys) {}
+      : state_(state), config_(config), auth_(entra, keys), keys_(keys) {}
 
   http_response collections_query(const http_request& req);
   http_response renew_key(const http_request& req);
@@ -28,18 +29,9 @@ class store_service {
   std::optional<std::string> player_of(const http_request& req) const;
 
  private:
-  // nullopt when the access token is one we issued for the Store audience and is current; otherwise the
-  // 401 to send.
-  std::optional<http_response> check_access_token(std::string_view token, std::int64_t now,
-                                                  std::string_view source, access_token_claims& out) const;
-  // nullopt when the key is ours, current, of `kind` and issued to the token's client; otherwise the 401.
-  std::optional<http_response> check_store_key(const std::optional<store_key_spec>& key, std::int64_t now,
-                                               const access_token_claims& token, std::string_view source,
-                                               const store::key_kind* kind) const;
-
   emulator_state& state_;
   const emulator_config& config_;
-  const entra_issuer& entra_;
+  const store_auth auth_;
   const store_key_authority& keys_;
 };
 

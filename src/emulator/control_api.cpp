@@ -34,6 +34,21 @@ std::optional<json::object> parse_object(const http_request& req, std::string& p
   return std::move(v.as_object());
 }
 
+// A list body: a bare JSON array, or {"items":[...]}.
+std::optional<json::array> parse_list(const http_request& req, std::string& problem) {
+  boost::system::error_code ec;
+  json::value v = json::parse(req.body(), ec);
+  if (ec) {
+    problem = "the body is not JSON: " + ec.message();
+    return std::nullopt;
+  }
+  if (v.is_array()) return std::move(v.as_array());
+  if (const auto* o = v.if_object())
+    if (const auto* items = o->if_contains("items"); items && items->is_array()) return items->as_array();
+  problem = "the body must be a JSON array (or {\"items\":[...]})";
+  return std::nullopt;
+}
+
 int hex_value(char c) {
   if (c >= '0' && c <= '9') return c - '0';
   if (c >= 'a' && c <= 'f') return c - 'a' + 10;
@@ -111,6 +126,24 @@ http_response control_api::handle(const http_request& req) {
     if (method == http::verb::put || method == http::verb::post) return put_items(req, parts[2]);
     if (method == http::verb::get) return list_items(parts[2]);
     return method_not_allowed("GET, PUT");
+  }
+  if (is({"players", "*", "subscriptions"})) {
+    if (method == http::verb::put || method == http::verb::post) return put_subscriptions(req, parts[2]);
+    if (method == http::verb::get) return list_subscriptions(parts[2]);
+    return method_not_allowed("GET, PUT");
+  }
+  if (is({"catalog"})) {
+    if (method == http::verb::put || method == http::verb::post) return put_catalog(req);
+    if (method != http::verb::get) return method_not_allowed("GET, PUT");
+    std::lock_guard lock(state_.mutex);
+    return ok(json::object{{"items", state_.catalog.to_json()}});
+  }
+  if (is({"orders"})) {
+    if (method != http::verb::get) return method_not_allowed("GET");
+    std::lock_guard lock(state_.mutex);
+    json::array orders;
+    for (const auto& [key, order] : state_.orders.grants) orders.push_back(order.to_json());
+    return ok(json::object{{"orders", std::move(orders)}});
   }
   if (is({"players", "*", "items", "*"}))
     return method == http::verb::post || method == http::verb::patch ? update_item(req, parts[2], parts[4])
@@ -248,6 +281,41 @@ http_response control_api::list_items(const std::string& user_id) {
   json::array items;
   for (const auto& [id, item] : p->items) items.push_back(item.fields);
   return ok(json::object{{"items", std::move(items)}});
+}
+
+http_response control_api::put_subscriptions(const http_request& req, const std::string& user_id) {
+  std::string problem;
+  const auto list = parse_list(req, problem);
+  if (!list) return error(http::status::bad_request, problem);
+  std::lock_guard lock(state_.mutex);
+  try {
+    auto ids = state_.subscriptions.replace(user_id, *list, state_.players.fresh_modified_ticks());
+    state_.players.ensure(user_id);
+    return ok(json::object{{"count", ids.size()}, {"ids", std::move(ids)}});
+  } catch (const std::invalid_argument& e) {
+    return error(http::status::bad_request, std::string(e.what()) + " (nothing was changed)");
+  }
+}
+
+http_response control_api::list_subscriptions(const std::string& user_id) {
+  std::lock_guard lock(state_.mutex);
+  json::array items;
+  if (const auto* subs = state_.subscriptions.find(user_id))
+    for (const auto& [id, fields] : *subs) items.push_back(fields);
+  return ok(json::object{{"items", std::move(items)}});
+}
+
+http_response control_api::put_catalog(const http_request& req) {
+  std::string problem;
+  const auto list = parse_list(req, problem);
+  if (!list) return error(http::status::bad_request, problem);
+  std::lock_guard lock(state_.mutex);
+  try {
+    state_.catalog.replace(*list);
+  } catch (const std::invalid_argument& e) {
+    return error(http::status::bad_request, std::string(e.what()) + " (the catalog was not changed)");
+  }
+  return ok(json::object{{"items", state_.catalog.to_json()}});
 }
 
 http_response control_api::add_fault(const http_request& req) {

@@ -1,6 +1,7 @@
-// The test-only control API under /_emulator/: mint keys, change players' items, inject faults, change
-// latency and budget, read and reset the counters. JSON in and out, no authentication; never delayed,
-// rate limited or faulted.
+// The test-only control API under /_emulator/: mint keys, change players' items and subscriptions, set the
+// catalog of free products grants may grant, list the grant orders, inject faults, change latency and
+// budget, read and reset the counters. JSON in and out, no authentication; never delayed, rate limited or
+// faulted. main.cpp's --help lists the endpoints.
 #pragma once
 
 #include "emulator/emulator_state.hpp"
@@ -23,6 +24,9 @@ class control_api {
   http_response put_items(const http_request& req, const std::string& user_id);
   http_response update_item(const http_request& req, const std::string& user_id, const std::string& item_id);
   http_response list_items(const std::string& user_id);
+  http_response put_subscriptions(const http_request& req, const std::string& user_id);
+  http_response list_subscriptions(const std::string& user_id);
+  http_response put_catalog(const http_request& req);
   http_response add_fault(const http_request& req);
   http_response settings(const http_request& req);
 

@@ -13,7 +13,21 @@ namespace json = boost::json;
 namespace {
 
 constexpr std::string_view query_path = "/v6.0/collections/query";
+constexpr std::string_view consume_path = "/v6.0/collections/consume";
 constexpr std::string_view renew_path = "/v6.0/b2b/keys/renew";
+constexpr std::string_view grant_path = "/v6.0/purchases/grant";
+constexpr std::string_view recurrences_path = "/v8.0/b2b/recurrences/query";
+
+bool is_store_path(std::string_view path) {
+  return path == query_path || path == consume_path || path == renew_path || path == grant_path ||
+         path == recurrences_path;
+}
+
+// Which service's name an error from this path carries (a renewal's depends on its key; a fault cannot
+// tell, so it says CollectionsFD).
+std::string_view source_of(std::string_view path) {
+  return path == grant_path || path == recurrences_path ? purchase_source : collections_source;
+}
 
 // A JSON text cut short, for the "malformed" and "truncate" faults.
 std::string broken_json(bool entra_path) {
@@ -49,7 +63,7 @@ routed_answer emulator_routes::handle(const http_request& req, std::string_view 
   std::string tenant;
   bool v2 = false;
   const bool entra_path = entra_issuer::is_token_path(path, tenant, v2);
-  const bool store_path = path == query_path || path == renew_path;
+  const bool store_path = is_store_path(path);
   // The player a Store request is for, when its key is one we minted (a signature check; it also gives
   // faults aimed at one player their target).
   std::optional<std::string> player;
@@ -73,14 +87,16 @@ routed_answer emulator_routes::handle(const http_request& req, std::string_view 
     }
     fault = state_.faults.take(path, player);
     if (fault) ++state_.stats.faults_injected[std::string(to_string(fault->mode))];
-    if (!fault && entra_path) ++state_.stats.token_requests;
+    if ((!fault || fault->mode == fault_mode::drop_after) && entra_path) ++state_.stats.token_requests;
   }
   routed_answer a;
-  if (fault) {
-    a = inject(*fault, entra_path);
+  if (fault && fault->mode != fault_mode::drop_after) {
+    a = inject(*fault, path, entra_path);
   } else {
     a.delayed = a.counted = true;
     serve(req, path, entra_path, tenant, v2, a);
+    // drop_after: the request took effect (a grant granted, a consume consumed), the answer is lost.
+    if (fault) a.how = delivery::drop;
   }
   a.player = std::move(player);
   a.in_flight = std::move(in_flight);
@@ -95,6 +111,12 @@ void emulator_routes::serve(const http_request& req, std::string_view path, bool
     a.response = store_.collections_query(req);
   else if (path == renew_path)
     a.response = store_.renew_key(req);
+  else if (path == consume_path)
+    a.response = consume_.consume(req);
+  else if (path == grant_path)
+    a.response = purchase_.grant(req);
+  else if (path == recurrences_path)
+    a.response = purchase_.recurrences_query(req);
   else {
     a.response = json_response(http::status::not_found,
                                json::object{{"error", "not found"}, {"path", std::string(path)}});
@@ -102,7 +124,7 @@ void emulator_routes::serve(const http_request& req, std::string_view path, bool
   }
 }
 
-routed_answer emulator_routes::inject(const fault_rule& fault, bool entra_path) {
+routed_answer emulator_routes::inject(const fault_rule& fault, std::string_view path, bool entra_path) {
   routed_answer a;
   a.delayed = a.counted = true;
   switch (fault.mode) {
@@ -123,8 +145,10 @@ routed_answer emulator_routes::inject(const fault_rule& fault, bool entra_path) 
       return a;
     }
     case fault_mode::status:
+    case fault_mode::drop_after:  // handled by the caller: the real answer, then the drop
       break;
   }
+  const std::string_view source = source_of(path);
   const auto status = static_cast<http::status>(fault.status);
   if (fault.status == 429 && !entra_path) {
     std::lock_guard lock(state_.mutex);
@@ -134,16 +158,20 @@ routed_answer emulator_routes::inject(const fault_rule& fault, bool entra_path) 
     a.response = entra_error(
         status, fault.status >= 500 || fault.status == 429 ? "temporarily_unavailable" : "invalid_request",
         90033, "A transient error has occurred. Please try again.");
+  } else if (fault.status >= 500 && path == recurrences_path) {
+    a.response = recurrences_server_error(status);
   } else if (fault.status >= 500) {
     a.response =
         store_error(status, "UnknownInternalFailure",
                     "The service has encountered an unknown internal server error (fault injected by the "
-                    "emulator).");
+                    "emulator).",
+                    source);
   } else if (fault.status == 401) {
-    a.response = store_error(status, "AuthenticationTokenInvalid",
-                             "Authentication token supplied is invalid (fault injected by the emulator).");
+    a.response =
+        store_error(status, "AuthenticationTokenInvalid",
+                    "Authentication token supplied is invalid (fault injected by the emulator).", source);
   } else {
-    a.response = store_error(status, "InjectedFault", "Fault injected by the emulator.");
+    a.response = store_error(status, "InjectedFault", "Fault injected by the emulator.", source);
   }
   if (fault.retry_after) a.response.set(http::field::retry_after, std::to_string(*fault.retry_after));
   return a;

@@ -1,5 +1,7 @@
 // Which handler answers a request, and how: the Store and Entra endpoints (delayed by the configured
 // latency, counted in the stats, subject to injected faults) and the control API (none of those).
+// Store paths: /v6.0/collections/query, /v6.0/collections/consume, /v6.0/b2b/keys/renew (collections.mp) and
+// /v6.0/purchases/grant, /v8.0/b2b/recurrences/query (purchase.mp), all on the one port.
 #pragma once
 
 #include <chrono>
@@ -8,10 +10,12 @@
 #include <utility>
 
 #include "emulator/collections_service.hpp"
+#include "emulator/consume_service.hpp"
 #include "emulator/control_api.hpp"
 #include "emulator/emulator_state.hpp"
 #include "emulator/entra.hpp"
 #include "emulator/http_types.hpp"
+#include "emulator/purchase_service.hpp"
 
 namespace esd::emulator {
 
@@ -63,8 +67,15 @@ struct routed_answer {
 class emulator_routes {
  public:
   emulator_routes(emulator_state& state, const emulator_config& config, const entra_issuer& entra,
-                  store_service& store, control_api& control)
-      : state_(state), config_(config), entra_(entra), store_(store), control_(control) {}
+                  store_service& store, purchase_service& purchase, consume_service& consume,
+                  control_api& control)
+      : state_(state),
+        config_(config),
+        entra_(entra),
+        store_(store),
+        purchase_(purchase),
+        consume_(consume),
+        control_(control) {}
 
   // Never throws: a handler's exception becomes a 500.
   routed_answer route(const http_request& req);
@@ -83,7 +94,8 @@ class emulator_routes {
 
  private:
   routed_answer handle(const http_request& req, std::string_view path);
-  routed_answer inject(const fault_rule& fault, bool entra_path);
+  // The answer of a fault that replaces the real one (every mode but drop_after).
+  routed_answer inject(const fault_rule& fault, std::string_view path, bool entra_path);
   // The real answer of an Entra or Store endpoint (no fault).
   void serve(const http_request& req, std::string_view path, bool entra_path, const std::string& tenant,
              bool v2, routed_answer& a);
@@ -92,6 +104,8 @@ class emulator_routes {
   const emulator_config& config_;
   const entra_issuer& entra_;
   store_service& store_;
+  purchase_service& purchase_;
+  consume_service& consume_;
   control_api& control_;
 };
 

@@ -8,9 +8,12 @@
 #include <string>
 #include <unordered_map>
 
+#include "emulator/catalog.hpp"
 #include "emulator/emulator_stats.hpp"
 #include "emulator/faults.hpp"
 #include "emulator/players.hpp"
+#include "emulator/store_orders.hpp"
+#include "emulator/subscriptions.hpp"
 #include "emulator/user_budget.hpp"
 
 namespace esd::emulator {
@@ -23,6 +26,7 @@ struct emulator_config {
   std::string client_secret = "emulator-secret";
   std::int64_t token_lifetime_seconds = 3599;
   std::int64_t key_lifetime_seconds = 30 * 86400;
+  int recurrence_page_size = 2;  // subscriptions per recurrences query page, small so paging happens
   bool log_requests = false;
 
   std::string base_url() const { return "https://" + public_host + ":" + std::to_string(port); }
@@ -32,6 +36,9 @@ struct emulator_config {
 struct emulator_state {
   std::mutex mutex;
   player_registry players;
+  product_catalog catalog;          // the free products a grant may grant
+  subscription_book subscriptions;  // what the recurrences query serves
+  store_orders orders;              // grants and consumes done, for idempotent repeats
   user_budget budget{200, 300};
   fault_plan faults;
   emulator_stats stats;

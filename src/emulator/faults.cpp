@@ -19,6 +19,8 @@ std::string_view to_string(fault_mode m) {
       return "malformed";
     case fault_mode::hang:
       return "hang";
+    case fault_mode::drop_after:
+      return "drop_after";
   }
   return "status";
 }
@@ -69,8 +71,10 @@ std::optional<fault_rule> fault_plan::from_json(const json::value& body, std::st
       rule.mode = fault_mode::malformed;
     else if (s && *s == "hang")
       rule.mode = fault_mode::hang;
+    else if (s && *s == "drop_after")
+      rule.mode = fault_mode::drop_after;
     else {
-      error = "\"mode\" must be one of status, drop, truncate, malformed, hang";
+      error = "\"mode\" must be one of status, drop, truncate, malformed, hang, drop_after";
       return std::nullopt;
     }
   }

@@ -1,6 +1,8 @@
 // Failures injected on request, so tests can watch the daemon survive them: the next `count` requests to
 // a path (optionally for one player), or `count` of them picked at random with `probability`, answer with a
-// status, drop the connection, truncate the answer, send broken JSON, or never answer.
+// status, drop the connection, truncate the answer, send broken JSON, or never answer; or (drop_after) are
+// carried out as usual, a grant granting and a consume consuming, and then lose their answer: the connection
+// closes before a byte of it is sent.
 #pragma once
 
 #include <boost/json/value.hpp>
@@ -11,7 +13,7 @@
 
 namespace esd::emulator {
 
-enum class fault_mode { status, drop, truncate, malformed, hang };
+enum class fault_mode { status, drop, truncate, malformed, hang, drop_after };
 
 struct fault_rule {
   std::string path;  // exact request path, or a prefix when it ends in '*'

@@ -29,6 +29,22 @@ http_response text_response(http::status status, std::string body, unsigned vers
   return res;
 }
 
+http_response json_text_response(http::status status, std::string body, unsigned version) {
+  http_response res{status, version};
+  res.set(http::field::content_type, "application/json; charset=utf-8");
+  res.set(http::field::date, http_date_now());
+  res.body() = std::move(body);
+  res.prepare_payload();
+  return res;
+}
+
+http_response no_content_response(unsigned version) {
+  http_response res{http::status::no_content, version};
+  res.set(http::field::date, http_date_now());
+  res.set(http::field::content_length, "0");
+  return res;
+}
+
 std::string_view target_path(const http_request& req) {
   const std::string_view target = req.target();
   return target.substr(0, target.find('?'));

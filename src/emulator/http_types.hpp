@@ -21,6 +21,12 @@ http_response json_response(http::status status, const boost::json::value& body,
 
 http_response text_response(http::status status, std::string body, unsigned version = 11);
 
+// A JSON answer whose body is already serialized (a stored answer sent again byte for byte).
+http_response json_text_response(http::status status, std::string body, unsigned version = 11);
+
+// 204 No Content: no body, Content-Length 0.
+http_response no_content_response(unsigned version = 11);
+
 // The request target without its query string.
 std::string_view target_path(const http_request& req);
 

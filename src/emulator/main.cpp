@@ -1,5 +1,6 @@
-// entitlement-store-emulator: a Microsoft Store (collections, key renewal) and Entra ID (client
-// credentials) stand-in over real TLS, for integration tests, the demo and benchmarks. See --help.
+// entitlement-store-emulator: a Microsoft Store (collections query and consume, key renewal, free-product
+// grants, subscriptions) and Entra ID (client credentials) stand-in over real TLS, for integration tests, the
+// demo and benchmarks. See --help.
 #include <unistd.h>
 
 #include <algorithm>
@@ -21,12 +22,14 @@
 #include <vector>
 
 #include "emulator/collections_service.hpp"
+#include "emulator/consume_service.hpp"
 #include "emulator/control_api.hpp"
 #include "emulator/emulator_routes.hpp"
 #include "emulator/emulator_state.hpp"
 #include "emulator/entra.hpp"
 #include "emulator/https_server.hpp"
 #include "emulator/jwt_signer.hpp"
+#include "emulator/purchase_service.hpp"
 #include "emulator/store_keys.hpp"
 #include "emulator/tls_identity.hpp"
 
@@ -53,9 +56,42 @@ constexpr const char* usage = R"(usage: entitlement-store-emulator [options]
   --key-lifetime SECONDS      Store ID key lifetime (default 2592000, 30 days)
   --latency-ms N              added to every Store and Entra answer (default 0)
   --user-budget N/SECONDS     per-player operations per sliding window (default 200/300); beyond: 429
+  --recurrence-page-size N    subscriptions per recurrences query page (default 2, so paging happens)
   --threads N                 io threads (default 1)
   --log-requests              one line per request to stderr: method, path, status, milliseconds
   --help
+
+Endpoints, all on one port (Bearer token from the Entra path, audience https://onestore.microsoft.com):
+  POST /{tenant}/oauth2/token, /{tenant}/oauth2/v2.0/token    Entra ID, client credentials
+  POST /v6.0/collections/query      collections key in beneficiaries[0]; paged items
+  POST /v6.0/collections/consume    collections key in beneficiary; itemId+trackingId or
+                                    productId+transactionId; the consumable's quantity goes to 0 (status
+                                    Expired); 204; same tracking id again: 204, no change
+  POST /v6.0/b2b/keys/renew         either kind of key
+  POST /v6.0/purchases/grant        purchase key in b2bKey; a free product of the catalog; orderId is the
+                                    idempotency key (per user): same order again, same answer; other body: 409
+  POST /v8.0/b2b/recurrences/query  purchase key in b2bKey; the player's subscriptions, paged
+
+Control API (JSON, no auth, never delayed, throttled or faulted):
+  POST /_emulator/keys                        {"userId","kind":"collections"|"purchase","issuedAt","expiresAt",
+                                              "clientId","refreshUri"} -> {"key",...}
+  GET  /_emulator/players                     {"players":{userId: item count}}
+  GET|PUT /_emulator/players/{id}/items       {"items":[<v6 items>]} (PUT merges by itemId)
+  POST /_emulator/players/{id}/items/{itemId} change fields of one item
+  GET|PUT /_emulator/players/{id}/subscriptions   [{productId, skuId, recurrenceState, autoRenew, isTrial,
+                                              startTime, expirationTime, expirationTimeWithGrace,
+                                              cancellationDate, market, beneficiary, id}] replaces them all;
+                                              documented states: None Active Inactive Canceled InDunning
+                                              Failed (and Revoked); any other is served as given
+  GET|PUT /_emulator/catalog                  [{productId, skuId, availabilityId, productType, title}]
+                                              replaces the free products a grant may grant
+  GET  /_emulator/orders                      the grant orders made
+  GET|POST|DELETE /_emulator/faults           POST {"path","count","mode","status","retryAfter","userId",
+                                              "probability"}; mode: status (default, with status), drop,
+                                              truncate, malformed, hang, or drop_after (carry the request
+                                              out, then close the connection without answering)
+  GET|POST /_emulator/settings                {"latencyMs","userBudget":"N/SECONDS"}
+  GET  /_emulator/stats, POST /_emulator/stats/reset
 )";
 
 struct usage_error : std::runtime_error {
@@ -101,6 +137,7 @@ options parse_options(int argc, char** argv) {
                                                     {"--key-lifetime", true},
                                                     {"--latency-ms", true},
                                                     {"--user-budget", true},
+                                                    {"--recurrence-page-size", true},
                                                     {"--threads", true},
                                                     {"--log-requests", false},
                                                     {"--help", false}};
@@ -162,7 +199,9 @@ options parse_options(int argc, char** argv) {
       if (!parse_budget(value, o.budget_ops, o.budget_window))
         throw usage_error("--user-budget wants N/SECONDS with both positive, e.g. 200/300, not \"" + value +
                           "\"");
-    } else if (flag == "--threads")
+    } else if (flag == "--recurrence-page-size")
+      o.config.recurrence_page_size = static_cast<int>(parse_number(flag, value, 1, 1000));
+    else if (flag == "--threads")
       o.threads = static_cast<int>(parse_number(flag, value, 1, 256));
     else if (flag == "--log-requests")
       o.config.log_requests = true;
@@ -269,8 +308,10 @@ int run(options o) {
   const store_key_authority keys(signer);
   const entra_issuer entra(signer, o.config);
   store_service store(state, o.config, entra, keys);
+  purchase_service purchase(state, o.config, entra, keys);
+  consume_service consume(state, entra, keys);
   control_api control(state, o.config, keys);
-  emulator_routes routes(state, o.config, entra, store, control);
+  emulator_routes routes(state, o.config, entra, store, purchase, consume, control);
 
   asio::io_context ioc(o.threads);
   https_server server(ioc, tls, endpoint, routes);

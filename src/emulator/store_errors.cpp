@@ -22,6 +22,8 @@ std::pair<std::string_view, std::string_view> outer_for(http::status status) {
       return {"NotFound", "The requested resource was not found."};
     case http::status::method_not_allowed:
       return {"MethodNotAllowed", "The requested method is not allowed on this resource."};
+    case http::status::conflict:
+      return {"Conflict", "The request conflicts with the current state of the resource."};
     case http::status::payload_too_large:
       return {"RequestEntityTooLarge", "The request body is too large."};
     case http::status::too_many_requests:
@@ -54,6 +56,24 @@ http_response store_error(http::status status, std::string_view inner_code, std:
   body["innererror"] = std::move(inner);
   body["message"] = message;
   body["source"] = source;
+  auto res = json_response(status, body);
+  add_store_headers(res);
+  return res;
+}
+
+http_response recurrences_server_error(http::status status) {
+  json::object inner;
+  inner["code"] = "UnknownInternalFailure";
+  inner["data"] = json::array{};
+  inner["details"] = json::array{};
+  inner["message"] =
+      "The service has encountered an unknown internal server error: System.NullReferenceException: Object "
+      "reference not set to an instance of an object. (fault injected by the emulator)";
+  json::object body;
+  body["code"] = outer_for(status).first;
+  body["data"] = json::array{};
+  body["details"] = json::array{};
+  body["innererror"] = std::move(inner);
   auto res = json_response(status, body);
   add_store_headers(res);
   return res;

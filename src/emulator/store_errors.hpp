@@ -10,7 +10,8 @@
 
 namespace esd::emulator {
 
-// The service that answers, as real error bodies name it.
+// The service that answers, as real error bodies name it: CollectionsFD for collections.mp (query, consume,
+// renewal of a collections key), PurchaseFD for purchase.mp (grant, recurrences, renewal of a purchase key).
 inline constexpr std::string_view collections_source = "CollectionsFD";
 inline constexpr std::string_view purchase_source = "PurchaseFD";
 
@@ -18,6 +19,11 @@ inline constexpr std::string_view purchase_source = "PurchaseFD";
 // ... detail: the inner message; never a token or a key.
 http_response store_error(http::status status, std::string_view inner_code, std::string_view detail,
                           std::string_view source = collections_source);
+
+// A 5xx from POST /v8.0/b2b/recurrences/query, shaped like the one reported in MicrosoftDocs/windows-dev-docs
+// issue 4495: {"code":"InternalServerError","data":[],"details":[],"innererror":{"code":..,"data":[],
+// "details":[],"message":..}}, without the top-level message and source of store_error.
+http_response recurrences_server_error(http::status status);
 
 // 429 with "The rate limit of X operations in Y seconds has been exceeded for aspect Z." and Retry-After.
 http_response rate_limited(int operations, int window_seconds, int retry_after_seconds);

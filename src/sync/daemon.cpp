@@ -189,7 +189,11 @@ class daemon {
     } guard{in_flight_jobs_, &job};
     const auto started = std::chrono::steady_clock::now();
     metrics_.set(metric::syncs_in_flight, static_cast<double>(in_flight_));
-    auto report = co_await sync_player(job, gateway_, tokens_);
+    // Grants and consume reports are recorded the moment the Store has answered them.
+    request_recorder record = [this, &job](const request_report& r) -> asio::awaitable<void> {
+      co_await record_request(job, r);
+    };
+    auto report = co_await sync_player(job, gateway_, tokens_, record);
     auto& result = report.result;
     const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started);
     metrics_.observe(metric::sync_duration, static_cast<double>(ms.count()) / 1000.0);
@@ -226,9 +230,20 @@ class daemon {
         co_await db_.run(mark);
       }
       if (auto* ok = std::get_if<db::sync_outcome>(&result)) {
+        if (report.subscriptions_failure) {
+          const auto& f = *report.subscriptions_failure;
+          ok->subscriptions_error = f.reason;
+          if (f.kind == failure_kind::transient)
+            ok->subscriptions_retry_at = std::chrono::system_clock::now() +
+                                         retry_delay(job.attempts, sync_.retry_base, sync_.retry_cap, f.retry_after, rng_);
+          log::warning("subscriptions " + log::field("user", job.user_id) + " " + log::field("reason", f.reason));
+          metrics_.inc(metric::subscription_reads, {{"outcome", "failed"}});
+        } else if (ok->subscriptions) {
+          metrics_.inc(metric::subscription_reads, {{"outcome", "ok"}});
+        }
         // Jobs capture nothing of the daemon: after a shutdown timeout they may run once it is gone.
-        auto complete = [&job, ok, owner = owner_](pqxx::connection& c) {
-          return db::complete_job(c, job, owner, *ok);
+        auto complete = [&job, ok, owner = owner_, max = sync_.max_attempts](pqxx::connection& c) {
+          return db::complete_job(c, job, owner, *ok, max);
         };
         bool mine = co_await db_.run(complete);
         if (!mine) metrics_.inc(metric::leases_lost);
@@ -262,6 +277,48 @@ class daemon {
       // The database went away mid-write: the lease brings the events back; nothing is lost.
       log::error("sync " + common + "outcome=unrecorded " + log::field("error", e.what()));
     }
+  }
+
+  // Records how a grant or consume request went, on its row; a retry waits for its own event.
+  asio::awaitable<void> record_request(const db::sync_job& job, const request_report& r) {
+    db::request_result result;
+    result.request_id = r.request_id;
+    result.order_state = r.order_state;
+    result.line_item_id = r.line_item_id;
+    if (!r.failure) {
+      result.end = db::request_end::done;
+    } else {
+      result.error = r.failure->reason;
+      if (r.failure->kind == failure_kind::transient) {
+        result.end = db::request_end::retry;
+        result.retry_at = std::chrono::system_clock::now() + retry_delay(r.attempts_before + 1, sync_.retry_base,
+                                                                         sync_.retry_cap, r.failure->retry_after, rng_);
+      } else {
+        result.end = db::request_end::failed;
+      }
+    }
+    const bool grant = r.kind == request_kind::grant;
+    const char* what = grant ? "grant" : "consume";
+    std::string state;
+    try {
+      auto write = [result, user = job.user_id, grant, max = sync_.max_attempts](pqxx::connection& c) {
+        return grant ? db::record_grant(c, user, result, max) : db::record_consume(c, user, result, max);
+      };
+      state = co_await db_.run(write);
+    } catch (const std::exception& e) {
+      // The row stays pending; its next try sends the same idempotency key, so nothing happens twice.
+      log::error(std::string(what) + " " + log::field("user", job.user_id) + " " +
+                 log::field("request", r.request_id) + " outcome=unrecorded " + log::field("error", e.what()));
+      co_return;
+    }
+    const std::string outcome = state.empty() ? "already-recorded" : state == "pending" ? "retry" : state;
+    std::string line = std::string(what) + " " + log::field("user", job.user_id) + " " +
+                       log::field("request", r.request_id) + " " + log::field("attempt", r.attempts_before + 1) +
+                       " outcome=" + outcome;
+    if (grant && !r.order_state.empty()) line += " " + log::field("order_state", r.order_state);
+    if (r.failure) line += " " + log::field("reason", r.failure->reason);
+    if (state == "failed") log::warning(line); else log::info(line);
+    metrics_.inc(metric::purchase_requests, {{"kind", what}, {"outcome", outcome}});
   }
 
   // Extends the leases of everything in flight every lease/3 (also while stopping), so a long sync keeps
@@ -445,7 +502,7 @@ class daemon {
         }
         const std::chrono::milliseconds no_wait{0};
         if (auto over = co_await gateway_.admit(d.user_id, no_wait)) continue;  // the player is busy: next round
-        auto r = co_await renew_store_id_key(d.key, d.kind, gateway_, tokens_);
+        auto r = co_await renew_store_id_key(d.key, d.kind, gateway_, tokens_, d.user_id);
         const std::string who = log::field("user", d.user_id) + " " + log::field("key", store::to_string(d.kind));
         static constexpr const char* names[] = {"renewed", "refused_host", "dead", "failed"};
         metrics_.inc(metric::key_renewals, {{"trigger", "sweep"}, {"outcome", names[static_cast<int>(r.outcome)]}});

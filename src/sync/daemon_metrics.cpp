@@ -17,6 +17,8 @@ void describe_all(ops::metrics& m) {
   m.describe_counter(leases_lost, "Syncs whose events were taken up again elsewhere after their lease ran out.");
   m.describe_counter(events_pruned, "Finished and failed events deleted after their retention period.");
   m.describe_counter(backfill_queued, "Players queued by backfills.");
+  m.describe_counter(purchase_requests, "Grant and consume requests carried out, by kind and outcome.");
+  m.describe_counter(subscription_reads, "Subscription reads at sync, by outcome.");
   m.describe_counter(token_fetches, "Entra token requests, by outcome.");
   m.describe_counter(key_renewals, "Store ID key renewals, by trigger (sync, sweep) and outcome.");
   m.describe_gauge(queue_waiting, "Events waiting in key_uploads.");

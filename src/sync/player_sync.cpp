@@ -12,6 +12,11 @@
 #include "ops/log.hpp"
 #include "store/store_error.hpp"
 #include "sync/key_renewal.hpp"
+#include "sync/purchase_calls.hpp"
+
+// GCC 12 misreads Asio's coroutine frame allocator as a new/delete mismatch (a known false positive for
+// coroutines): the frame is allocated and freed by the same awaitable_frame_base. For every coroutine here.
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
 
 namespace esd::sync {
 
@@ -77,9 +82,9 @@ std::optional<store::store_time> modified_after_for(const db::sync_job& job, std
 }
 
 asio::awaitable<std::variant<db::sync_outcome, sync_failure>> sync_collections(const db::sync_job& job,
+                                                                               const std::string& collections_key,
                                                                                store_gateway& gateway,
-                                                                               entra_token_cache& tokens,
-                                                                               player_sync_result& report);
+                                                                               entra_token_cache& tokens);
 
 namespace {
 
@@ -97,7 +102,7 @@ asio::awaitable<void> renew_if_due(const db::sync_job& job, store::key_kind kind
               log::field("user", job.user_id));
     co_return;
   }
-  auto r = co_await renew_store_id_key(key, kind, gateway, tokens);
+  auto r = co_await renew_store_id_key(key, kind, gateway, tokens, job.user_id);
   const std::string who = log::field("user", job.user_id) + " " + log::field("key", store::to_string(kind));
   switch (r.outcome) {
     case renewal_result::status::renewed:
@@ -118,10 +123,139 @@ asio::awaitable<void> renew_if_due(const db::sync_job& job, store::key_kind kind
 
 }  // namespace
 
+namespace {
+
+// The stored key of one kind cannot be sent: why, in words, and as a failure; nullopt when it can.
+std::optional<sync_failure> unusable_key(const db::sync_job& job, store::key_kind kind) {
+  const bool collections = kind == store::key_kind::collections;
+  const auto& key = collections ? job.collections_key : job.purchase_key;
+  const auto& dead = collections ? job.collections_key_dead : job.purchase_key_dead;
+  const auto& expires = collections ? job.collections_key_expires_at : job.purchase_key_expires_at;
+  const std::string name = collections ? "collections key" : "purchase key";
+  if (!key)
+    return permanent("no_key", "no " + name + " is stored for this player: the game backend must insert the player's " +
+                     (collections ? "UserCollectionsId into entitlement_sync.key_uploads (collections_key)"
+                                  : "UserPurchaseId into entitlement_sync.key_uploads (purchase_key)"));
+  if (dead)
+    return permanent("dead_key", "the " + name + " was refused by the Store at " + *dead +
+                     "; the game client must request a new key from the Store and upload it");
+  if (expires && expires->micros <= now_micros())
+    return permanent("expired_key", "the " + name + " expired at " + utc(*expires) +
+                     "; the game client must request a new key from the Store and upload it");
+  return std::nullopt;
+}
+
+// A key the Store refused during this sync: from now on it is not used, and the daemon marks it dead.
+std::optional<sync_failure> refused_in_this_sync(const player_sync_result& report, store::key_kind kind) {
+  for (const auto& d : report.dead) {
+    if (d.kind != kind) continue;
+    auto f = permanent("dead_key", d.reason);
+    f.dead_key = kind;
+    return f;
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
 asio::awaitable<player_sync_result> sync_player(const db::sync_job& job, store_gateway& gateway,
-                                                entra_token_cache& tokens) {
+                                                entra_token_cache& tokens, const request_recorder& record) {
   player_sync_result report;
-  report.result = co_await sync_collections(job, gateway, tokens, report);
+  const auto& cfg = gateway.cfg();
+
+  // The purchase key: renewed when due, then used for grants and subscriptions.
+  std::optional<sync_failure> purchase_problem = unusable_key(job, store::key_kind::purchase);
+  std::string purchase_key;
+  if (!purchase_problem) {
+    purchase_key = *job.purchase_key;
+    co_await renew_if_due(job, store::key_kind::purchase, purchase_key, job.purchase_key_issued_at,
+                          job.purchase_key_expires_at, gateway, tokens, report);
+    purchase_problem = refused_in_this_sync(report, store::key_kind::purchase);
+  }
+
+  // Grants first, so that the collections query below already sees what they granted.
+  for (const auto& g : job.grants) {
+    request_report r{request_kind::grant, g.request_id, g.attempts, std::nullopt, {}, {}};
+    if (purchase_problem) {
+      r.failure = *purchase_problem;
+      r.failure->reason = "not granted: " + purchase_problem->reason;
+      r.failure->dead_key.reset();
+    } else {
+      auto answer = co_await grant_product(job.user_id, g, purchase_key, gateway, tokens);
+      if (auto* ok = std::get_if<store::grant_answer>(&answer)) {
+        r.order_state = ok->order_state;
+        r.line_item_id = ok->line_item_id;
+      } else {
+        r.failure = std::get<sync_failure>(std::move(answer));
+        if (r.failure->dead_key) {
+          report.dead.push_back(dead_key{store::key_kind::purchase, purchase_key, r.failure->reason});
+          purchase_problem = refused_in_this_sync(report, store::key_kind::purchase);
+          r.failure->dead_key.reset();
+        }
+      }
+    }
+    co_await record(r);
+  }
+
+  // The collections key: checked, renewed when due, then used for consume reports and the query.
+  std::optional<sync_failure> collections_problem;
+  if (!job.key_problems.empty()) {
+    std::string reason = job.key_problems.front();
+    for (std::size_t i = 1; i < job.key_problems.size(); ++i) reason += "; " + job.key_problems[i];
+    collections_problem = permanent("bad_key", std::move(reason));
+  }
+  std::optional<sync_failure> stored_problem = unusable_key(job, store::key_kind::collections);
+  std::string collections_key;
+  if (!stored_problem) {
+    collections_key = *job.collections_key;
+    co_await renew_if_due(job, store::key_kind::collections, collections_key, job.collections_key_issued_at,
+                          job.collections_key_expires_at, gateway, tokens, report);
+    stored_problem = refused_in_this_sync(report, store::key_kind::collections);
+  }
+  if (!collections_problem) collections_problem = stored_problem;
+
+  for (const auto& t : job.consumes) {
+    request_report r{request_kind::consume, t.request_id, t.attempts, std::nullopt, {}, {}};
+    if (stored_problem) {
+      r.failure = *stored_problem;
+      r.failure->reason = "not reported: " + stored_problem->reason;
+      r.failure->dead_key.reset();
+    } else if (t.item_id.empty()) {
+      r.failure = permanent("store_rejected", "not reported: the player owns no active item of product " +
+                            t.product_id + " with a quantity left (entitlements as of the last sync)");
+    } else {
+      r.failure = co_await consume_item(job.user_id, t, collections_key, gateway, tokens);
+      if (r.failure && r.failure->dead_key) {
+        report.dead.push_back(dead_key{store::key_kind::collections, collections_key, r.failure->reason});
+        stored_problem = refused_in_this_sync(report, store::key_kind::collections);
+        if (!collections_problem) collections_problem = stored_problem;
+        r.failure->dead_key.reset();
+      }
+    }
+    co_await record(r);
+  }
+
+  if (collections_problem) {
+    // Its own dead-key mark was made above, through report.dead.
+    collections_problem->dead_key.reset();
+    report.result = *collections_problem;
+    co_return report;
+  }
+  report.result = co_await sync_collections(job, collections_key, gateway, tokens);
+
+  // Subscriptions, after a collections query that worked, when there is a purchase key to read them with.
+  if (auto* outcome = std::get_if<db::sync_outcome>(&report.result);
+      outcome && cfg.store.subscriptions && !purchase_problem) {
+    auto subs = co_await read_subscriptions(job.user_id, purchase_key, gateway, tokens);
+    if (auto* list = std::get_if<std::vector<store::recurrence>>(&subs)) {
+      outcome->subscriptions = std::move(*list);
+    } else {
+      auto failure = std::get<sync_failure>(std::move(subs));
+      if (failure.dead_key) report.dead.push_back(dead_key{store::key_kind::purchase, purchase_key, failure.reason});
+      failure.dead_key.reset();
+      report.subscriptions_failure = std::move(failure);
+    }
+  }
   co_return report;
 }
 
@@ -130,44 +264,10 @@ asio::awaitable<player_sync_result> sync_player(const db::sync_job& job, store_g
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmismatched-new-delete"
 asio::awaitable<std::variant<db::sync_outcome, sync_failure>> sync_collections(const db::sync_job& job,
+                                                                               const std::string& collections_key,
                                                                                store_gateway& gateway,
-                                                                               entra_token_cache& tokens,
-                                                                               player_sync_result& report) {
+                                                                               entra_token_cache& tokens) {
   const auto& cfg = gateway.cfg();
-  if (!job.key_problems.empty()) {
-    std::string reason = job.key_problems.front();
-    for (std::size_t i = 1; i < job.key_problems.size(); ++i) reason += "; " + job.key_problems[i];
-    co_return permanent("bad_key", std::move(reason));
-  }
-  if (!job.collections_key)
-    co_return permanent("no_key",
-        "no collections key is stored for this player: the game backend must insert the player's "
-        "UserCollectionsId into entitlement_sync.key_uploads");
-  if (job.collections_key_dead)
-    co_return permanent("dead_key", "the collections key was refused by the Store at " + *job.collections_key_dead +
-                        "; the game client must request a new key from the Store and upload it");
-  if (job.collections_key_expires_at && job.collections_key_expires_at->micros <= now_micros())
-    co_return permanent("expired_key", "the collections key expired at " + utc(*job.collections_key_expires_at) +
-                        "; the game client must request a new key from the Store and upload it");
-
-  std::string collections_key = *job.collections_key;
-  co_await renew_if_due(job, store::key_kind::collections, collections_key, job.collections_key_issued_at,
-                        job.collections_key_expires_at, gateway, tokens, report);
-  for (const auto& d : report.dead) {
-    if (d.kind == store::key_kind::collections) {
-      auto f = permanent("dead_key", d.reason);
-      f.dead_key = store::key_kind::collections;
-      report.dead.clear();
-      co_return f;
-    }
-  }
-  if (job.purchase_key && !job.purchase_key_dead &&
-      (!job.purchase_key_expires_at || job.purchase_key_expires_at->micros > now_micros())) {
-    std::string purchase_key = *job.purchase_key;
-    co_await renew_if_due(job, store::key_kind::purchase, purchase_key, job.purchase_key_issued_at,
-                          job.purchase_key_expires_at, gateway, tokens, report);
-  }
-
   store::collections_query_v6 query;
   query.collections_key = collections_key;
   query.modified_after = modified_after_for(job, cfg.sync.watermark_overlap);
@@ -200,7 +300,7 @@ asio::awaitable<std::variant<db::sync_outcome, sync_failure>> sync_collections(c
     req.headers.emplace_back("Content-Type", "application/json");
     req.headers.emplace_back("Accept", "application/json");
     req.body = store::build_collections_query_v6(query);
-    auto [ec, resp] = co_await gateway.send(std::move(req));
+    auto [ec, resp] = co_await gateway.send(std::move(req), job.user_id);
     if (ec) co_return transient("unreachable", "the Store collections API could not be reached: " + ec.message());
 
     if (resp.status == 401 && !token_refreshed &&

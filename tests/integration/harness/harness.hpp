@@ -94,6 +94,15 @@ class emulator_instance {
                        std::optional<long long> expires_at = std::nullopt);
   // PUT items for a player: a JSON array text of v6 items.
   void put_items(const std::string& user_id, const std::string& items_json_array);
+  // PUT /_emulator/catalog: the free products grants may grant, replacing the catalog; a JSON array text of
+  // {productId, skuId, availabilityId, productType, title}.
+  void put_catalog(const std::string& products_json_array);
+  // PUT a player's subscriptions (what the recurrences query serves), replacing them: a JSON array text of
+  // recurrence items ({productId, skuId, recurrenceState, ...}; id and dates filled in when missing).
+  void put_subscriptions(const std::string& user_id, const std::string& subscriptions_json_array);
+  // The grant orders the emulator made (GET /_emulator/orders) as a JSON array text of
+  // {userId, orderId, productId, skuId, availabilityId, quantity, itemId, lineItemId, createdTime}.
+  std::string grants();
   // N generated v6 items "<prefix>-0".."<prefix>-(N-1)" as a JSON array text.
   static std::string make_items(const std::string& prefix, int n, const std::string& status = "Active");
   long long stat(const std::string& name);

@@ -137,6 +137,20 @@ void emulator_instance::put_items(const std::string& user_id, const std::string&
   control("PUT", "/_emulator/players/" + user_id + "/items", "{\"items\":" + items_json_array + "}");
 }
 
+void emulator_instance::put_catalog(const std::string& products_json_array) {
+  control("PUT", "/_emulator/catalog", products_json_array);
+}
+
+void emulator_instance::put_subscriptions(const std::string& user_id,
+                                          const std::string& subscriptions_json_array) {
+  control("PUT", "/_emulator/players/" + user_id + "/subscriptions", subscriptions_json_array);
+}
+
+std::string emulator_instance::grants() {
+  auto v = boost::json::parse(control("GET", "/_emulator/orders"));
+  return boost::json::serialize(v.at("orders"));
+}
+
 std::string emulator_instance::make_items(const std::string& prefix, int n, const std::string& status) {
   boost::json::array items;
   for (int i = 0; i < n; ++i) {

@@ -1,0 +1,88 @@
+#include "emulator/store_auth.hpp"
+
+#include "emulator/store_errors.hpp"
+
+namespace esd::emulator {
+
+namespace {
+
+constexpr std::string_view invalid_token = "AuthenticationTokenInvalid";
+
+}  // namespace
+
+std::optional<http_response> store_auth::check_access_token(std::string_view token, std::int64_t now,
+                                                            std::string_view source,
+                                                            access_token_claims& out) const {
+  if (token.empty())
+    return store_error(http::status::unauthorized, "PartnerAadTicketRequired",
+                       "The Entra ID access token was not passed in the Authorization header.", source);
+  const auto claims = entra_.read(token);
+  if (!claims)
+    return store_error(
+        http::status::unauthorized, invalid_token,
+        "Authentication token supplied is invalid: the Entra ID access token was not issued to a known "
+        "application.",
+        source);
+  if (claims->expires_at <= now)
+    return store_error(http::status::unauthorized, invalid_token,
+                       "Authentication token supplied is invalid: the Entra ID access token has expired.",
+                       source);
+  if (claims->not_before > now)
+    return store_error(
+        http::status::unauthorized, invalid_token,
+        "Authentication token supplied is invalid: the Entra ID access token is not valid yet.", source);
+  if (claims->audience != onestore_audience)
+    return store_error(http::status::unauthorized, invalid_token,
+                       "Authentication token supplied is invalid: the Entra ID access token's audience is " +
+                           claims->audience + ", this service needs " + std::string(onestore_audience) + ".",
+                       source);
+  out = *claims;
+  return std::nullopt;
+}
+
+std::optional<http_response> store_auth::check_store_key(const std::optional<store_key_spec>& key,
+                                                         std::int64_t now, const access_token_claims& token,
+                                                         std::string_view source,
+                                                         const store::key_kind* kind) const {
+  if (!key)
+    return store_error(
+        http::status::unauthorized, invalid_token,
+        "Authentication token supplied is invalid: the Microsoft Store ID key (b2b key) is malformed or "
+        "was not issued by this service.",
+        source);
+  if (key->expires_at <= now)
+    return store_error(http::status::unauthorized, invalid_token,
+                       "Authentication token supplied is invalid: the Microsoft Store ID key has expired.",
+                       source);
+  if (key->issued_at - 3600 > now)
+    return store_error(
+        http::status::unauthorized, invalid_token,
+        "Authentication token supplied is invalid: the Microsoft Store ID key is not valid yet.", source);
+  if (kind && key->kind != *kind)
+    return store_error(http::status::unauthorized, invalid_token,
+                       "Authentication token supplied is invalid: the Microsoft Store ID key is a " +
+                           std::string(store::to_string(key->kind)) + " key; this service needs a " +
+                           std::string(store::to_string(*kind)) + " key.",
+                       source);
+  if (!iequals(key->client_id, token.app_id))
+    return store_error(
+        http::status::unauthorized, "InconsistentClientId",
+        "The clientId claim in the Microsoft Store ID key does not match the appid claim in the Entra "
+        "ID access token.",
+        source);
+  return std::nullopt;
+}
+
+std::optional<store_key_spec> store_auth::accept_key(std::string_view key_text, std::int64_t now,
+                                                     const access_token_claims& token,
+                                                     std::string_view source, store::key_kind kind,
+                                                     http_response& failure) const {
+  auto key = keys_.read(key_text);
+  if (auto refused = check_store_key(key, now, token, source, &kind)) {
+    failure = std::move(*refused);
+    return std::nullopt;
+  }
+  return key;
+}
+
+}  // namespace esd::emulator
