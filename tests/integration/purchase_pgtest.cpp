@@ -292,3 +292,21 @@ BOOST_AUTO_TEST_CASE(a_consume_of_something_not_owned_fails_and_others_go_on) {
   BOOST_TEST(count("SELECT count(*) FROM entitlement_sync.user_status WHERE user_id = " + q(user) +
                    " AND consumes_pending = 0 AND grants_pending = 0 AND last_error IS NULL") == 1);
 }
+
+BOOST_AUTO_TEST_CASE(subscriptions_off_reads_none) {
+  const std::string user = "subs-off";
+  E().emu.control("PUT", "/_emulator/players/" + user + "/subscriptions",
+                  R"([{"id":"mdr:0:bbbb:1","productId":"CFQ7TTC0HC8Z","skuId":"0002","recurrenceState":"Active"}])");
+  E().emu.put_items(user, emulator_instance::make_items("soff", 2));
+  temp_dir dir("esd-subs-off");
+  const auto config = write_daemon_config(dir.path(), E().pg.url(), E().emu, "[store]\nsubscriptions = off\n");
+  const auto before = E().emu.stat("recurrenceQueries");
+  E().upload(user, E().emu.mint_key(user, "collections"), E().emu.mint_key(user, "purchase"));
+  auto r = run_daemon(config, {"run", "--drain"});
+  BOOST_TEST_REQUIRE(r.exit_code == 0, r.output);
+  BOOST_TEST(E().emu.stat("recurrenceQueries") == before);
+  BOOST_TEST(count("SELECT count(*) FROM entitlement_sync.entitlements WHERE user_id = " + q(user)) == 2);
+  BOOST_TEST(count("SELECT count(*) FROM entitlement_sync.subscriptions WHERE user_id = " + q(user)) == 0);
+  BOOST_TEST(count("SELECT count(*) FROM entitlement_sync.user_status WHERE user_id = " + q(user) +
+                   " AND subscriptions_synced_at IS NULL AND subscriptions_error IS NULL") == 1);
+}

@@ -127,3 +127,45 @@ BOOST_AUTO_TEST_CASE(consume_request_matches_the_documented_item_and_tracking_fo
   BOOST_TEST(b.contains("localTicketReference"));
   BOOST_TEST(sent.size() == documented.size());
 }
+
+#include "sync/purchase_calls.hpp"
+
+BOOST_AUTO_TEST_CASE(purchase_answers_are_classified) {
+  using esd::sync::classify_purchase_answer;
+  using esd::sync::failure_kind;
+  esd::net::http_response r;
+  r.status = 400;
+  r.body = R"({"code":"BadRequest","innererror":{"code":"InvalidParameter","message":"availabilityId is unknown"}})";
+  auto f = classify_purchase_answer(r, "grant of X/0010", key_kind::purchase);
+  BOOST_TEST((f.kind == failure_kind::permanent));
+  BOOST_TEST(f.reason.find("InvalidParameter") != std::string::npos, f.reason);
+  BOOST_TEST(f.reason.find("grant of X/0010") == 0u, f.reason);
+  BOOST_TEST(!f.dead_key.has_value());
+
+  r.status = 401;
+  r.body = R"({"code":"Unauthorized","innererror":{"code":"AuthenticationTokenInvalid"}})";
+  f = classify_purchase_answer(r, "grant", key_kind::purchase);
+  BOOST_TEST((f.kind == failure_kind::permanent));
+  BOOST_TEST((f.dead_key == std::optional<key_kind>(key_kind::purchase)));
+  BOOST_TEST(f.reason.find("purchase key") != std::string::npos, f.reason);
+
+  r.status = 500;
+  r.body = fixture("recurrences_query_error_500_internal_server_error_truncated.json");
+  f = classify_purchase_answer(r, "subscriptions", key_kind::purchase);
+  BOOST_TEST((f.kind == failure_kind::transient));
+  BOOST_TEST(f.reason.find("HTTP 500") != std::string::npos, f.reason);
+
+  r.status = 429;
+  r.body = "";
+  r.headers["retry-after"] = "7";
+  f = classify_purchase_answer(r, "consume", key_kind::collections);
+  BOOST_TEST((f.kind == failure_kind::transient));
+  BOOST_TEST((f.retry_after == std::optional<std::chrono::seconds>(std::chrono::seconds(7))));
+
+  r.status = 409;
+  r.headers.clear();
+  r.body = R"({"code":"Conflict","innererror":{"code":"Conflict","message":"orderId was used for another order"}})";
+  f = classify_purchase_answer(r, "grant", key_kind::purchase);
+  BOOST_TEST((f.kind == failure_kind::permanent));
+  BOOST_TEST(f.code == "store_rejected");
+}
