@@ -1,5 +1,6 @@
 // complete_job: the one transaction that makes a sync visible. Entitlements, the player's watermark and
 // the events' completion commit together, so a crash can never leave the watermark ahead of the data.
+#include <array>
 #include <string>
 
 #include "db/queue.hpp"
@@ -8,64 +9,77 @@ namespace esd::db {
 
 namespace {
 
-constexpr std::size_t rows_per_statement = 500;
+constexpr std::size_t rows_per_statement = 1000;
 
-class row_builder {
+// One PostgreSQL array literal per column: the items go to the server as 29 parameters of one prepared
+// statement (INSERT ... SELECT FROM unnest(...)), parsed and planned once per connection, instead of a
+// VALUES list of literals parsed and planned on every call.
+class column {
  public:
-  explicit row_builder(pqxx::transaction_base& tx) : tx_(tx) {}
-
-  void text(const std::string& v) { sep(); out_ += tx_.quote(v); }
-  void text_or_null(const std::string& v) {
+  void text(const std::string& v) {
     sep();
-    out_ += v.empty() ? "NULL" : tx_.quote(v);
+    out_ += '"';
+    for (char ch : v) {
+      if (ch == '"' || ch == '\\') out_ += '\\';
+      out_ += ch;
+    }
+    out_ += '"';
   }
+  void text_or_null(const std::string& v) {
+    if (v.empty()) null(); else text(v);
+  }
+  void null() { sep(); out_ += "NULL"; }
   void time(const std::optional<store::store_time>& t) {
-    sep();
-    out_ += t ? tx_.quote(store::to_pg_timestamptz(*t)) + "::timestamptz" : "NULL::timestamptz";
+    if (t) text(store::to_pg_timestamptz(*t)); else null();
   }
   void boolean(const std::optional<bool>& b) {
-    sep();
-    out_ += b ? (*b ? "true" : "false") : "NULL::boolean";
+    if (b) { sep(); out_ += *b ? "t" : "f"; } else null();
   }
   void integer(const std::optional<std::int32_t>& v) {
-    sep();
-    out_ += v ? std::to_string(*v) : "NULL::integer";
+    if (v) { sep(); out_ += std::to_string(*v); } else null();
   }
-  void micros_interval(const std::optional<std::int64_t>& us) {
-    sep();
-    out_ += us ? "make_interval(secs => " + std::to_string(static_cast<double>(*us) / 1e6) + ")"
-               : "NULL::interval";
+  void micros(const std::optional<std::int64_t>& us) {
+    if (us) { sep(); out_ += std::to_string(*us); } else null();
   }
-  void text_array(const std::vector<std::string>& v) {
-    sep();
-    out_ += tx_.quote(to_pg_text_array(v)) + "::text[]";
+  void text_array(const std::vector<std::string>& v) { text(to_pg_text_array(v)); }
+  std::string take() {
+    std::string s = out_ + '}';
+    out_ = "{";
+    return s;
   }
-  void open() { out_ += first_row_ ? "(" : ",("; first_row_ = false; first_field_ = true; }
-  void close() { out_ += ')'; }
-  std::string take() { std::string s; s.swap(out_); first_row_ = true; return s; }
-  bool empty() const { return out_.empty(); }
 
  private:
   void sep() {
-    if (!first_field_) out_ += ',';
-    first_field_ = false;
+    if (out_.size() > 1) out_ += ',';
   }
-  pqxx::transaction_base& tx_;
-  std::string out_;
-  bool first_row_ = true;
-  bool first_field_ = true;
+  std::string out_ = "{";
 };
 
-void write_items(pqxx::work& tx, const sync_job& job, const std::vector<store::collection_item>& items) {
+const std::string& items_sql(bool full) {
   static const std::string head =
       "INSERT INTO entitlement_sync.entitlements AS e (user_id, item_id, product_id, sku_id, product_type, "
       "status, quantity, acquired_date, start_date, end_date, modified_date, transaction_id, order_id, "
       "order_line_item_id, dev_offer_id, in_app_offer_token, ownership_type, sku_type, acquisition_type, "
       "purchased_country, purchaser_identity_type, purchaser_identity_value, recurrence_id, "
       "local_ticket_reference, is_trial, is_in_trial_period, trial_time_remaining, tags, fulfillment_data, "
-      "satisfied_by_product_ids) VALUES ";
+      "satisfied_by_product_ids) "
+      "SELECT $1, item_id, product_id, sku_id, product_type, status, quantity, acquired_date, start_date, "
+      "  end_date, modified_date, transaction_id, order_id, order_line_item_id, dev_offer_id, in_app_offer_token, "
+      "  ownership_type, sku_type, acquisition_type, purchased_country, purchaser_identity_type, "
+      "  purchaser_identity_value, recurrence_id, local_ticket_reference, is_trial, is_in_trial_period, "
+      "  make_interval(secs => trial_us / 1e6), tags::text[], fulfillment_data::text[], "
+      "  satisfied_by_product_ids::text[] "
+      "FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::integer[], $8::timestamptz[], "
+      "  $9::timestamptz[], $10::timestamptz[], $11::timestamptz[], $12::text[], $13::text[], $14::text[], "
+      "  $15::text[], $16::text[], $17::text[], $18::text[], $19::text[], $20::text[], $21::text[], $22::text[], "
+      "  $23::text[], $24::text[], $25::boolean[], $26::boolean[], $27::bigint[], $28::text[], $29::text[], "
+      "  $30::text[]) AS t(item_id, product_id, sku_id, product_type, status, quantity, acquired_date, "
+      "  start_date, end_date, modified_date, transaction_id, order_id, order_line_item_id, dev_offer_id, "
+      "  in_app_offer_token, ownership_type, sku_type, acquisition_type, purchased_country, "
+      "  purchaser_identity_type, purchaser_identity_value, recurrence_id, local_ticket_reference, is_trial, "
+      "  is_in_trial_period, trial_us, tags, fulfillment_data, satisfied_by_product_ids) ";
   // An older answer never overwrites a newer row; a full resync rewrites every row it sees.
-  const std::string tail =
+  static const std::string tail =
       " ON CONFLICT (user_id, item_id) DO UPDATE SET product_id = EXCLUDED.product_id, "
       "sku_id = EXCLUDED.sku_id, product_type = EXCLUDED.product_type, status = EXCLUDED.status, "
       "quantity = EXCLUDED.quantity, acquired_date = EXCLUDED.acquired_date, start_date = EXCLUDED.start_date, "
@@ -79,52 +93,70 @@ void write_items(pqxx::work& tx, const sync_job& job, const std::vector<store::c
       "local_ticket_reference = EXCLUDED.local_ticket_reference, is_trial = EXCLUDED.is_trial, "
       "is_in_trial_period = EXCLUDED.is_in_trial_period, trial_time_remaining = EXCLUDED.trial_time_remaining, "
       "tags = EXCLUDED.tags, fulfillment_data = EXCLUDED.fulfillment_data, "
-      "satisfied_by_product_ids = EXCLUDED.satisfied_by_product_ids, synced_at = now()" +
-      std::string(job.full_sync ? "" : " WHERE EXCLUDED.modified_date >= e.modified_date");
+      "satisfied_by_product_ids = EXCLUDED.satisfied_by_product_ids, synced_at = now()";
+  static const std::string incremental = head + tail + " WHERE EXCLUDED.modified_date >= e.modified_date";
+  static const std::string everything = head + tail;
+  return full ? everything : incremental;
+}
 
-  row_builder rows(tx);
-  std::size_t in_batch = 0;
-  auto flush = [&] {
-    if (in_batch == 0) return;
-    tx.exec(head + rows.take() + tail);
-    in_batch = 0;
-  };
-  for (const auto& it : items) {
-    rows.open();
-    rows.text(job.user_id);
-    rows.text(it.item_id);
-    rows.text(it.product_id);
-    rows.text(it.sku_id);
-    rows.text(it.product_type);
-    rows.text(it.status);
-    rows.integer(it.quantity);
-    rows.time(it.acquired_date);
-    rows.time(it.start_date);
-    rows.time(it.end_date);
-    rows.time(it.modified_date);
-    rows.text_or_null(it.transaction_id);
-    rows.text_or_null(it.order_id);
-    rows.text_or_null(it.order_line_item_id);
-    rows.text_or_null(it.dev_offer_id);
-    rows.text_or_null(it.in_app_offer_token);
-    rows.text_or_null(it.ownership_type);
-    rows.text_or_null(it.sku_type);
-    rows.text_or_null(it.acquisition_type);
-    rows.text_or_null(it.purchased_country);
-    rows.text_or_null(it.purchaser_identity_type);
-    rows.text_or_null(it.purchaser_identity_value);
-    rows.text_or_null(it.recurrence_id);
-    rows.text_or_null(it.local_ticket_reference);
-    rows.boolean(it.is_trial);
-    rows.boolean(it.is_in_trial_period);
-    rows.micros_interval(it.trial_time_remaining_micros);
-    rows.text_array(it.tags);
-    rows.text_array(it.fulfillment_data);
-    rows.text_array(it.satisfied_by_product_ids);
-    rows.close();
-    if (++in_batch == rows_per_statement) flush();
+constexpr const char* items_incremental = "esd_write_items";
+constexpr const char* items_full = "esd_write_items_full";
+
+// Prepared statements live on their connection; a reopened connection is a new pqxx::connection with none.
+void ensure_prepared(pqxx::connection& c) {
+  thread_local pqxx::connection* prepared_on = nullptr;
+  thread_local int prepared_pid = 0;
+  if (prepared_on == &c && prepared_pid == c.backendpid()) return;
+  c.prepare(items_incremental, items_sql(false));
+  c.prepare(items_full, items_sql(true));
+  prepared_on = &c;
+  prepared_pid = c.backendpid();
+}
+
+void write_items(pqxx::work& tx, const sync_job& job, const std::vector<store::collection_item>& items) {
+  constexpr std::size_t columns = 29;
+  for (std::size_t start = 0; start < items.size(); start += rows_per_statement) {
+    const std::size_t end = std::min(items.size(), start + rows_per_statement);
+    std::array<column, columns> col;
+    for (std::size_t i = start; i < end; ++i) {
+      const auto& it = items[i];
+      std::size_t k = 0;
+      col[k++].text(it.item_id);
+      col[k++].text(it.product_id);
+      col[k++].text(it.sku_id);
+      col[k++].text(it.product_type);
+      col[k++].text(it.status);
+      col[k++].integer(it.quantity);
+      col[k++].time(it.acquired_date);
+      col[k++].time(it.start_date);
+      col[k++].time(it.end_date);
+      col[k++].time(it.modified_date);
+      col[k++].text_or_null(it.transaction_id);
+      col[k++].text_or_null(it.order_id);
+      col[k++].text_or_null(it.order_line_item_id);
+      col[k++].text_or_null(it.dev_offer_id);
+      col[k++].text_or_null(it.in_app_offer_token);
+      col[k++].text_or_null(it.ownership_type);
+      col[k++].text_or_null(it.sku_type);
+      col[k++].text_or_null(it.acquisition_type);
+      col[k++].text_or_null(it.purchased_country);
+      col[k++].text_or_null(it.purchaser_identity_type);
+      col[k++].text_or_null(it.purchaser_identity_value);
+      col[k++].text_or_null(it.recurrence_id);
+      col[k++].text_or_null(it.local_ticket_reference);
+      col[k++].boolean(it.is_trial);
+      col[k++].boolean(it.is_in_trial_period);
+      col[k++].micros(it.trial_time_remaining_micros);
+      col[k++].text_array(it.tags);
+      col[k++].text_array(it.fulfillment_data);
+      col[k++].text_array(it.satisfied_by_product_ids);
+    }
+    std::array<std::string, columns> a;
+    for (std::size_t k = 0; k < columns; ++k) a[k] = col[k].take();
+    tx.exec_prepared(job.full_sync ? items_full : items_incremental, job.user_id, a[0], a[1], a[2], a[3], a[4],
+                     a[5], a[6], a[7], a[8], a[9], a[10], a[11], a[12], a[13], a[14], a[15], a[16], a[17], a[18],
+                     a[19], a[20], a[21], a[22], a[23], a[24], a[25], a[26], a[27], a[28]);
   }
-  flush();
 }
 
 // Every subscription of a complete read is upserted; those no longer in the answer are marked gone (and
@@ -193,6 +225,7 @@ void write_subscriptions(pqxx::work& tx, const sync_job& job, const sync_outcome
 
 bool complete_job(pqxx::connection& c, const sync_job& job, const std::string& owner, const sync_outcome& o,
                   int max_attempts) {
+  ensure_prepared(c);
   pqxx::work tx(c);
   // Take the events first: if they are no longer ours, nothing else may be written.
   auto mine = tx.exec_params(
