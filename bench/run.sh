@@ -48,7 +48,7 @@ trap cleanup EXIT
 as_pg "$pgbin/initdb" -D "$work/pg" -A trust -U postgres -E UTF8 --locale=C >/dev/null
 as_pg "$pgbin/pg_ctl" -D "$work/pg" -l "$work/pg.log" -w -o "-k $work -c listen_addresses='' -p 5432 \
   -c shared_preload_libraries=pg_stat_statements -c max_connections=200 -c shared_buffers=256MB ${PG_OPTS:-}" start >/dev/null
-psql_db() { local db=$1; shift; psql -X -h "$work" -p 5432 -U postgres -d "$db" -v ON_ERROR_STOP=1 "$@"; }
+psql_db() { local db=$1; shift; "$pgbin/psql" -X -h "$work" -p 5432 -U postgres -d "$db" -v ON_ERROR_STOP=1 "$@"; }
 
 printf 'bench-client-secret\n' > "$work/client_secret"
 build/entitlement-store-emulator --listen 127.0.0.1:0 --ready-file "$work/emulator.url" \
@@ -105,7 +105,7 @@ CONF
   psql_db "$db" -qc "CREATE EXTENSION IF NOT EXISTS pg_stat_statements" >/dev/null
   dpids=()
   for d in $(seq 1 "$daemons"); do
-    build/entitlement-syncd --config "$work/$db.conf" run > "$work/$db.$d.log" 2>&1 &
+    ${DAEMON_WRAPPER:-} build/entitlement-syncd --config "$work/$db.conf" run > "$work/$db.$d.log" 2>&1 &
     dpids+=($!)
     pids+=($!)
   done
@@ -130,7 +130,7 @@ CONF
     [ -z "$rss_half" ] && [ "$left" -le $((players / 2)) ] && rss_half=$rss
     [ "$left" = 0 ] && break
     kill -0 "$dpid" || { echo "the daemon stopped:"; tail "$work/$db.1.log"; exit 1; }
-    sleep 0.2
+    sleep 0.5
   done
   cpu1=$(daemons_ticks)
   emu1=$(cpu_ticks "$emu_pid")
@@ -165,7 +165,10 @@ CONF
       psql_db "$db" -q -v u="$user" -v c="$ckey" -v p="$pkey"
     sleep 0.1
   done < "$work/idle.csv"
-  sleep 1
+  for _ in $(seq 1 200); do
+    [ "$(psql_db "$db" -qAtc "SELECT count(*) FROM entitlement_sync.key_uploads WHERE state IN ('pending', 'running')")" = 0 ] && break
+    sleep 0.1
+  done
   read -r i50 i99 < <(psql_db "$db" -qAt -F ' ' -c "
     SELECT round(1000 * percentile_cont(0.50) WITHIN GROUP (ORDER BY extract(epoch FROM finished_at - created_at))::numeric, 1),
            round(1000 * percentile_cont(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM finished_at - created_at))::numeric, 1)

@@ -1,6 +1,8 @@
 // complete_job: the one transaction that makes a sync visible. Entitlements, the player's watermark and
 // the events' completion commit together, so a crash can never leave the watermark ahead of the data.
+#include <algorithm>
 #include <array>
+#include <unordered_map>
 #include <string>
 
 #include "db/queue.hpp"
@@ -63,17 +65,17 @@ const std::string& items_sql(bool full) {
       "purchased_country, purchaser_identity_type, purchaser_identity_value, recurrence_id, "
       "local_ticket_reference, is_trial, is_in_trial_period, trial_time_remaining, tags, fulfillment_data, "
       "satisfied_by_product_ids) "
-      "SELECT $1, item_id, product_id, sku_id, product_type, status, quantity, acquired_date, start_date, "
+      "SELECT user_id, item_id, product_id, sku_id, product_type, status, quantity, acquired_date, start_date, "
       "  end_date, modified_date, transaction_id, order_id, order_line_item_id, dev_offer_id, in_app_offer_token, "
       "  ownership_type, sku_type, acquisition_type, purchased_country, purchaser_identity_type, "
       "  purchaser_identity_value, recurrence_id, local_ticket_reference, is_trial, is_in_trial_period, "
       "  make_interval(secs => trial_us / 1e6), tags::text[], fulfillment_data::text[], "
       "  satisfied_by_product_ids::text[] "
-      "FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::integer[], $8::timestamptz[], "
+      "FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::integer[], $8::timestamptz[], "
       "  $9::timestamptz[], $10::timestamptz[], $11::timestamptz[], $12::text[], $13::text[], $14::text[], "
       "  $15::text[], $16::text[], $17::text[], $18::text[], $19::text[], $20::text[], $21::text[], $22::text[], "
       "  $23::text[], $24::text[], $25::boolean[], $26::boolean[], $27::bigint[], $28::text[], $29::text[], "
-      "  $30::text[]) AS t(item_id, product_id, sku_id, product_type, status, quantity, acquired_date, "
+      "  $30::text[]) AS t(user_id, item_id, product_id, sku_id, product_type, status, quantity, acquired_date, "
       "  start_date, end_date, modified_date, transaction_id, order_id, order_line_item_id, dev_offer_id, "
       "  in_app_offer_token, ownership_type, sku_type, acquisition_type, purchased_country, "
       "  purchaser_identity_type, purchaser_identity_value, recurrence_id, local_ticket_reference, is_trial, "
@@ -101,6 +103,11 @@ const std::string& items_sql(bool full) {
 
 constexpr const char* items_incremental = "esd_write_items";
 constexpr const char* items_full = "esd_write_items_full";
+constexpr const char* events_ours = "esd_events_ours";
+constexpr const char* events_done = "esd_events_done";
+constexpr const char* user_synced = "esd_user_synced";
+constexpr const char* subscriptions_gone = "esd_subscriptions_gone";
+constexpr const char* subscriptions_read = "esd_subscriptions_read";
 
 // Prepared statements live on their connection; a reopened connection is a new pqxx::connection with none.
 void ensure_prepared(pqxx::connection& c) {
@@ -109,18 +116,52 @@ void ensure_prepared(pqxx::connection& c) {
   if (prepared_on == &c && prepared_pid == c.backendpid()) return;
   c.prepare(items_incremental, items_sql(false));
   c.prepare(items_full, items_sql(true));
+  c.prepare(events_ours,
+            "SELECT event_id, lease_id FROM entitlement_sync.key_uploads "
+            "WHERE event_id = ANY($1::bigint[]) AND state = 'running' AND claimed_by = $2 "
+            "ORDER BY event_id FOR UPDATE");
+  c.prepare(events_done,
+            "UPDATE entitlement_sync.key_uploads SET state = 'done', finished_at = now(), lease_until = NULL, "
+            "  last_error = NULL WHERE event_id = ANY($1::bigint[])");
+  c.prepare(user_synced,
+            "UPDATE entitlement_sync.users u SET "
+            "  watermark = CASE WHEN t.wm IS NULL THEN u.watermark "
+            "                   ELSE greatest(coalesce(u.watermark, t.wm), t.wm) END, "
+            "  last_synced_at = now(), last_error = NULL, last_error_at = NULL, "
+            "  items = (SELECT count(*) FROM entitlement_sync.entitlements e WHERE e.user_id = u.user_id) "
+            "FROM unnest($1::text[], $2::timestamptz[]) AS t(user_id, wm) WHERE u.user_id = t.user_id");
+  c.prepare(subscriptions_gone,
+            "UPDATE entitlement_sync.subscriptions s SET gone_at = now() "
+            "WHERE s.user_id = ANY($1::text[]) AND s.gone_at IS NULL AND NOT EXISTS ("
+            "  SELECT 1 FROM unnest($2::text[], $3::text[]) AS t(user_id, recurrence_id) "
+            "  WHERE t.user_id = s.user_id AND t.recurrence_id = s.recurrence_id)");
+  c.prepare(subscriptions_read,
+            "UPDATE entitlement_sync.users SET subscriptions_synced_at = now(), subscriptions_error = NULL, "
+            "  subscriptions_failures = 0 WHERE user_id = ANY($1::text[])");
   prepared_on = &c;
   prepared_pid = c.backendpid();
 }
 
-void write_items(pqxx::work& tx, const sync_job& job, const std::vector<store::collection_item>& items) {
-  constexpr std::size_t columns = 29;
-  for (std::size_t start = 0; start < items.size(); start += rows_per_statement) {
-    const std::size_t end = std::min(items.size(), start + rows_per_statement);
-    std::array<column, columns> col;
-    for (std::size_t i = start; i < end; ++i) {
-      const auto& it = items[i];
+// Writes the items of several players in as few statements as possible (one per 1,000 rows), all either
+// incremental (an older answer never overwrites a newer row) or full.
+void write_items(pqxx::work& tx, const std::vector<std::pair<const sync_job*, const sync_outcome*>>& jobs,
+                 bool full) {
+  constexpr std::size_t columns = 30;
+  std::array<column, columns> col;
+  std::size_t rows = 0;
+  auto flush = [&] {
+    if (rows == 0) return;
+    std::array<std::string, columns> a;
+    for (std::size_t k = 0; k < columns; ++k) a[k] = col[k].take();
+    tx.exec_prepared(full ? items_full : items_incremental, a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8],
+                     a[9], a[10], a[11], a[12], a[13], a[14], a[15], a[16], a[17], a[18], a[19], a[20], a[21],
+                     a[22], a[23], a[24], a[25], a[26], a[27], a[28], a[29]);
+    rows = 0;
+  };
+  for (const auto& [job, outcome] : jobs) {
+    for (const auto& it : outcome->items) {
       std::size_t k = 0;
+      col[k++].text(job->user_id);
       col[k++].text(it.item_id);
       col[k++].text(it.product_id);
       col[k++].text(it.sku_id);
@@ -150,17 +191,14 @@ void write_items(pqxx::work& tx, const sync_job& job, const std::vector<store::c
       col[k++].text_array(it.tags);
       col[k++].text_array(it.fulfillment_data);
       col[k++].text_array(it.satisfied_by_product_ids);
+      if (++rows == rows_per_statement) flush();
     }
-    std::array<std::string, columns> a;
-    for (std::size_t k = 0; k < columns; ++k) a[k] = col[k].take();
-    tx.exec_prepared(job.full_sync ? items_full : items_incremental, job.user_id, a[0], a[1], a[2], a[3], a[4],
-                     a[5], a[6], a[7], a[8], a[9], a[10], a[11], a[12], a[13], a[14], a[15], a[16], a[17], a[18],
-                     a[19], a[20], a[21], a[22], a[23], a[24], a[25], a[26], a[27], a[28]);
   }
+  flush();
 }
 
-// Every subscription of a complete read is upserted; those no longer in the answer are marked gone (and
-// come back if they reappear). A failed read leaves the rows as they were and says why on the player.
+// Every subscription of a complete read is upserted (complete_jobs marks those no longer in the answer
+// gone; they come back if they reappear). A failed read leaves the rows as they were and says why.
 void write_subscriptions(pqxx::work& tx, const sync_job& job, const sync_outcome& o, int max_attempts) {
   auto t = [](const std::optional<store::store_time>& v) -> std::optional<std::string> {
     if (!v) return std::nullopt;
@@ -175,9 +213,7 @@ void write_subscriptions(pqxx::work& tx, const sync_job& job, const sync_outcome
     return v;
   };
   if (o.subscriptions) {
-    std::vector<std::string> ids;
     for (const auto& s : *o.subscriptions) {
-      ids.push_back(s.id);
       tx.exec_params(
           "INSERT INTO entitlement_sync.subscriptions AS s (user_id, recurrence_id, product_id, sku_id, state, "
           "  auto_renew, is_trial, market, start_time, expiration_time, expiration_time_with_grace, "
@@ -195,14 +231,6 @@ void write_subscriptions(pqxx::work& tx, const sync_job& job, const sync_outcome
           nz(s.market), t(s.start_time), t(s.expiration_time), t(s.expiration_time_with_grace),
           t(s.cancellation_date), t(s.last_modified), nz(s.beneficiary));
     }
-    tx.exec_params(
-        "UPDATE entitlement_sync.subscriptions SET gone_at = now() "
-        "WHERE user_id = $1 AND gone_at IS NULL AND NOT (recurrence_id = ANY($2::text[]))",
-        job.user_id, to_pg_text_array(ids));
-    tx.exec_params(
-        "UPDATE entitlement_sync.users SET subscriptions_synced_at = now(), subscriptions_error = NULL, "
-        "  subscriptions_failures = 0 WHERE user_id = $1",
-        job.user_id);
   } else if (o.subscriptions_error) {
     auto failures = tx.exec_params1(
         "UPDATE entitlement_sync.users SET subscriptions_error = $2, "
@@ -223,34 +251,69 @@ void write_subscriptions(pqxx::work& tx, const sync_job& job, const sync_outcome
 
 }  // namespace
 
-bool complete_job(pqxx::connection& c, const sync_job& job, const std::string& owner, const sync_outcome& o,
-                  int max_attempts) {
+std::vector<bool> complete_jobs(pqxx::connection& c, const std::vector<const sync_job*>& jobs,
+                                const std::vector<const sync_outcome*>& outcomes, const std::string& owner,
+                                int max_attempts) {
   ensure_prepared(c);
   pqxx::work tx(c);
-  // Take the events first: if they are no longer ours, nothing else may be written.
-  auto mine = tx.exec_params(
-      "UPDATE entitlement_sync.key_uploads SET state = 'done', finished_at = now(), lease_until = NULL, "
-      "  last_error = NULL "
-      "WHERE event_id = ANY($1::bigint[]) AND state = 'running' AND claimed_by = $2 AND lease_id = $3",
-      to_pg_bigint_array(job.event_ids), owner, job.lease_id);
-  if (mine.affected_rows() != job.event_ids.size()) {
-    tx.abort();
-    return false;
+  // Take the events first: a job whose events are not all still ours under its lease writes nothing.
+  std::vector<std::int64_t> all_ids;
+  for (const auto* job : jobs) all_ids.insert(all_ids.end(), job->event_ids.begin(), job->event_ids.end());
+  std::unordered_map<std::int64_t, std::int64_t> lease_of;
+  for (const auto& row : tx.exec_prepared(events_ours, to_pg_bigint_array(all_ids), owner))
+    lease_of.emplace(row[0].as<std::int64_t>(), row[1].is_null() ? 0 : row[1].as<std::int64_t>());
+  std::vector<bool> mine(jobs.size(), false);
+  // In user order, so that two daemons' batches lock players' rows in the same order.
+  std::vector<std::size_t> order;
+  for (std::size_t i = 0; i < jobs.size(); ++i) {
+    mine[i] = std::all_of(jobs[i]->event_ids.begin(), jobs[i]->event_ids.end(), [&](std::int64_t id) {
+      auto it = lease_of.find(id);
+      return it != lease_of.end() && it->second == jobs[i]->lease_id;
+    });
+    if (mine[i]) order.push_back(i);
   }
-  write_items(tx, job, o.items);
-  std::optional<std::string> watermark;
-  if (o.max_modified) watermark = store::to_pg_timestamptz(*o.max_modified);
-  tx.exec_params(
-      "UPDATE entitlement_sync.users SET "
-      "  watermark = CASE WHEN $2::timestamptz IS NULL THEN watermark "
-      "                   ELSE greatest(coalesce(watermark, $2::timestamptz), $2::timestamptz) END, "
-      "  last_synced_at = now(), last_error = NULL, last_error_at = NULL, "
-      "  items = (SELECT count(*) FROM entitlement_sync.entitlements WHERE user_id = $1) "
-      "WHERE user_id = $1",
-      job.user_id, watermark);
-  write_subscriptions(tx, job, o, max_attempts);
+  if (order.empty()) {
+    tx.abort();
+    return mine;
+  }
+  std::sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return jobs[a]->user_id < jobs[b]->user_id; });
+
+  std::vector<std::int64_t> done_ids;
+  std::vector<std::pair<const sync_job*, const sync_outcome*>> incremental, full;
+  column user_col, wm_col;
+  std::vector<std::string> read_users, read_user_of_row, read_ids;
+  for (auto i : order) {
+    const auto* job = jobs[i];
+    const auto* o = outcomes[i];
+    done_ids.insert(done_ids.end(), job->event_ids.begin(), job->event_ids.end());
+    (job->full_sync ? full : incremental).emplace_back(job, o);
+    user_col.text(job->user_id);
+    if (o->max_modified) wm_col.text(store::to_pg_timestamptz(*o->max_modified)); else wm_col.null();
+    if (o->subscriptions) {
+      read_users.push_back(job->user_id);
+      for (const auto& sub : *o->subscriptions) {
+        read_user_of_row.push_back(job->user_id);
+        read_ids.push_back(sub.id);
+      }
+    }
+  }
+  tx.exec_prepared(events_done, to_pg_bigint_array(done_ids));
+  if (!incremental.empty()) write_items(tx, incremental, false);
+  if (!full.empty()) write_items(tx, full, true);
+  tx.exec_prepared(user_synced, user_col.take(), wm_col.take());
+  for (auto i : order) write_subscriptions(tx, *jobs[i], *outcomes[i], max_attempts);
+  if (!read_users.empty()) {
+    tx.exec_prepared(subscriptions_gone, to_pg_text_array(read_users), to_pg_text_array(read_user_of_row),
+                     to_pg_text_array(read_ids));
+    tx.exec_prepared(subscriptions_read, to_pg_text_array(read_users));
+  }
   tx.commit();
-  return true;
+  return mine;
+}
+
+bool complete_job(pqxx::connection& c, const sync_job& job, const std::string& owner, const sync_outcome& o,
+                  int max_attempts) {
+  return complete_jobs(c, {&job}, {&o}, owner, max_attempts).front();
 }
 
 }  // namespace esd::db

@@ -141,6 +141,30 @@ std::string to_pg_text_array(const std::vector<std::string>& values) {
   return out;
 }
 
+namespace {
+
+// A PostgreSQL array literal of text values, NULL for nullopt.
+std::string pg_array(const std::vector<std::optional<std::string>>& values) {
+  std::string out = "{";
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    if (i) out += ',';
+    if (!values[i]) {
+      out += "NULL";
+      continue;
+    }
+    out += '"';
+    for (char ch : *values[i]) {
+      if (ch == '"' || ch == '\\') out += '\\';
+      out += ch;
+    }
+    out += '"';
+  }
+  out += '}';
+  return out;
+}
+
+}  // namespace
+
 std::vector<sync_job> claim_jobs(pqxx::connection& c, const claim_options& o) {
   pqxx::work tx(c);
   tx.exec("SELECT pg_advisory_xact_lock(" + std::to_string(claim_lock_key) + ")");
@@ -244,12 +268,24 @@ std::vector<sync_job> claim_jobs(pqxx::connection& c, const claim_options& o) {
     if (!key || !o.codec) return key;
     return o.codec->to_stored(*key, user, kind);
   };
+  // Every player's new keys in one statement.
+  std::vector<std::optional<std::string>> k_user, k_c, k_ci, k_ce, k_p, k_pi, k_pe;
   for (const auto& [user, keys] : uploaded) {
     if (!keys.collections && !keys.purchase) continue;
+    k_user.emplace_back(user);
+    k_c.push_back(seal(keys.collections, user, store::key_kind::collections));
+    k_ci.push_back(ts(keys.c_issued));
+    k_ce.push_back(ts(keys.c_expires));
+    k_p.push_back(seal(keys.purchase, user, store::key_kind::purchase));
+    k_pi.push_back(ts(keys.p_issued));
+    k_pe.push_back(ts(keys.p_expires));
+  }
+  if (!k_user.empty()) {
     tx.exec_params(
         "INSERT INTO entitlement_sync.user_keys AS k (user_id, collections_key, collections_key_issued_at, "
         "  collections_key_expires_at, purchase_key, purchase_key_issued_at, purchase_key_expires_at) "
-        "VALUES ($1, $2, $3::timestamptz, $4::timestamptz, $5, $6::timestamptz, $7::timestamptz) "
+        "SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::timestamptz[], $5::text[], "
+        "  $6::timestamptz[], $7::timestamptz[]) "
         "ON CONFLICT (user_id) DO UPDATE SET "
         "  collections_key = coalesce(EXCLUDED.collections_key, k.collections_key), "
         "  collections_key_issued_at = CASE WHEN EXCLUDED.collections_key IS NULL "
@@ -269,8 +305,8 @@ std::vector<sync_job> claim_jobs(pqxx::connection& c, const claim_options& o) {
         "  purchase_key_dead_reason = CASE WHEN EXCLUDED.purchase_key IS NULL "
         "    THEN k.purchase_key_dead_reason END, "
         "  updated_at = now()",
-        user, seal(keys.collections, user, store::key_kind::collections), ts(keys.c_issued), ts(keys.c_expires),
-        seal(keys.purchase, user, store::key_kind::purchase), ts(keys.p_issued), ts(keys.p_expires));
+        pg_array(k_user), pg_array(k_c), pg_array(k_ci), pg_array(k_ce), pg_array(k_p), pg_array(k_pi),
+        pg_array(k_pe));
   }
 
   // The queue rows stop holding keys the moment they are claimed.

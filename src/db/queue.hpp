@@ -110,6 +110,12 @@ struct sync_outcome {
 bool complete_job(pqxx::connection& c, const sync_job& job, const std::string& owner, const sync_outcome& o,
                   int max_attempts = 8);
 
+// The same for several jobs in one transaction (a group commit): set-based statements for all of them.
+// Returns, per job, whether it was still ours (a job that was not writes nothing; the others do).
+std::vector<bool> complete_jobs(pqxx::connection& c, const std::vector<const sync_job*>& jobs,
+                                const std::vector<const sync_outcome*>& outcomes, const std::string& owner,
+                                int max_attempts = 8);
+
 // Records a failure on the events and on the player. With retry_at, the events wait until then (unless
 // attempts reached max_attempts, which makes the failure final); without it the failure is final.
 // Returns how the events ended: waiting for a retry, failed for good, or not ours any more (lost lease:

@@ -2,6 +2,7 @@
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -10,6 +11,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <random>
@@ -241,11 +243,7 @@ class daemon {
         } else if (ok->subscriptions) {
           metrics_.inc(metric::subscription_reads, {{"outcome", "ok"}});
         }
-        // Jobs capture nothing of the daemon: after a shutdown timeout they may run once it is gone.
-        auto complete = [&job, ok, owner = owner_, max = sync_.max_attempts](pqxx::connection& c) {
-          return db::complete_job(c, job, owner, *ok, max);
-        };
-        bool mine = co_await db_.run(complete);
+        bool mine = co_await complete(job, *ok);
         if (!mine) metrics_.inc(metric::leases_lost);
         log::info("sync " + common + log::field("items", static_cast<long long>(ok->items.size())) + " " +
                   log::field("pages", ok->pages) + " " +
@@ -277,6 +275,74 @@ class daemon {
       // The database went away mid-write: the lease brings the events back; nothing is lost.
       log::error("sync " + common + "outcome=unrecorded " + log::field("error", e.what()));
     }
+  }
+
+  // Group commit: syncs that finish while a write is under way are written together by the next one, in
+  // one transaction with set-based statements, so a storm costs a few transactions instead of one per
+  // player, and a lone sync waits for nobody.
+  struct pending_completion {
+    const db::sync_job* job;
+    const db::sync_outcome* outcome;
+    asio::steady_timer* done;
+    bool mine = false;
+    std::exception_ptr error;
+  };
+
+  asio::awaitable<bool> complete(const db::sync_job& job, const db::sync_outcome& outcome) {
+    asio::steady_timer done(io_, std::chrono::steady_clock::time_point::max());
+    pending_completion p{&job, &outcome, &done, false, nullptr};
+    completions_.push_back(&p);
+    if (!writing_completions_) {
+      writing_completions_ = true;
+      asio::co_spawn(io_, write_completions(), asio::detached);
+    }
+    co_await done.async_wait(asio::as_tuple(asio::use_awaitable));
+    if (p.error) std::rethrow_exception(p.error);
+    co_return p.mine;
+  }
+
+  asio::awaitable<void> write_completions() {
+    while (!completions_.empty()) {
+      std::vector<pending_completion*> batch;
+      while (!completions_.empty() && batch.size() < 128) {
+        batch.push_back(completions_.front());
+        completions_.pop_front();
+      }
+      std::vector<const db::sync_job*> jobs;
+      std::vector<const db::sync_outcome*> outcomes;
+      for (auto* p : batch) {
+        jobs.push_back(p->job);
+        outcomes.push_back(p->outcome);
+      }
+      bool batch_failed = false;
+      try {
+        // Jobs capture nothing of the daemon: after a shutdown timeout they may run once it is gone.
+        auto write = [jobs, outcomes, owner = owner_, max = sync_.max_attempts](pqxx::connection& c) {
+          return db::complete_jobs(c, jobs, outcomes, owner, max);
+        };
+        auto mine = co_await db_.run(write);
+        for (std::size_t i = 0; i < batch.size(); ++i) batch[i]->mine = mine[i];
+      } catch (const std::exception& e) {
+        batch_failed = batch.size() > 1;
+        if (!batch_failed) batch.front()->error = std::current_exception();
+      }
+      // One sync whose rows the database refuses must not hold back the others: write each alone.
+      if (batch_failed) {
+        for (auto* p : batch) {
+          try {
+            auto write_one = [job = p->job, outcome = p->outcome, owner = owner_,
+                              max = sync_.max_attempts](pqxx::connection& c) {
+              return db::complete_job(c, *job, owner, *outcome, max);
+            };
+            p->mine = co_await db_.run(write_one);
+          } catch (const std::exception&) {
+            p->error = std::current_exception();
+          }
+        }
+      }
+      for (auto* p : batch) p->done->cancel();
+    }
+    writing_completions_ = false;
   }
 
   // Records how a grant or consume request went, on its row; a retry waits for its own event.
@@ -605,6 +671,8 @@ class daemon {
   asio::steady_timer backfill_timer_{io_};
   bool db_reachable_ = true;
   std::mt19937_64 rng_;
+  std::deque<pending_completion*> completions_;  // syncs waiting for the next group commit
+  bool writing_completions_ = false;
   int in_flight_ = 0;
   int claim_failures_ = 0;
   bool wake_requested_ = false;
