@@ -57,7 +57,7 @@ build/entitlement-store-emulator --listen 127.0.0.1:0 --ready-file "$work/emulat
   --keys-out "$work/keys.csv" --user-budget 1000000/1 > "$work/emulator.log" 2>&1 &
 emu_pid=$!
 pids+=("$emu_pid")
-for _ in $(seq 1 600); do [ -s "$work/emulator.url" ] && break; sleep 0.1; done
+for _ in $(seq 1 6000); do [ -s "$work/emulator.url" ] && break; kill -0 "$emu_pid" || { cat "$work/emulator.log"; exit 1; }; sleep 0.1; done
 emu=$(cat "$work/emulator.url")
 ctl() { curl -sS --fail --cacert "$work/ca.pem" -X "$1" "$emu/_emulator/$2" ${3:+-H 'Content-Type: application/json' -d "$3"}; }
 stat() { ctl GET stats | python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
