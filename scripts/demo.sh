@@ -86,6 +86,24 @@ echo "== SELECT ... FROM entitlement_sync.entitlements (first 12 rows)"
 echo "== SELECT * FROM entitlement_sync.user_status"
 "${psql_cmd[@]}" -c "SELECT user_id, last_synced_at, last_error, collections_key_expires_at, pending, items
                      FROM entitlement_sync.user_status ORDER BY user_id"
+echo
+echo "== a free product granted, a subscription read (the purchase side)"
+curl -sS --fail --cacert "$work/emulator-ca.pem" -X PUT "$emu/_emulator/catalog" -H 'Content-Type: application/json' \
+  -d '[{"productId":"9NDEMOGIFT01","skuId":"0010","availabilityId":"9DEMOAVAIL01","productType":"Durable","title":"Login reward"}]' >/dev/null
+curl -sS --fail --cacert "$work/emulator-ca.pem" -X PUT "$emu/_emulator/players/demo-player-1/subscriptions" \
+  -H 'Content-Type: application/json' -d '[{"productId":"CFQ7TTC0DEMO","skuId":"0001","recurrenceState":"Active","autoRenew":true}]' >/dev/null
+"${psql_cmd[@]}" -qc "INSERT INTO entitlement_sync.grant_requests (user_id, product_id, sku_id, availability_id)
+                      VALUES ('demo-player-1', '9NDEMOGIFT01', '0010', '9DEMOAVAIL01')"
+for _ in $(seq 1 200); do
+  left=$("${psql_cmd[@]}" -tAq -c "SELECT count(*) FROM entitlement_sync.key_uploads WHERE state IN ('pending','running')")
+  [ "$left" = "0" ] && break
+  sleep 0.05
+done
+"${psql_cmd[@]}" -c "SELECT request_id, user_id, product_id, state, order_id, order_state, completed_at
+                     FROM entitlement_sync.grant_requests"
+"${psql_cmd[@]}" -c "SELECT user_id, product_id, status FROM entitlement_sync.entitlements WHERE product_id = '9NDEMOGIFT01'"
+"${psql_cmd[@]}" -c "SELECT user_id, recurrence_id, product_id, state, auto_renew, expiration_time
+                     FROM entitlement_sync.subscriptions"
 echo "== daemon log"
 cat "$work/daemon.log"
 
