@@ -65,8 +65,7 @@ asio::awaitable<renewal_result> renew_store_id_key(const std::string& key, store
                       " (AuthenticationTokenInvalid): the game client must request a new key and upload it";
       co_return result;
     }
-    if (auto it = resp.headers.find("retry-after"); it != resp.headers.end())
-      result.retry_after = parse_retry_after(it->second, std::chrono::system_clock::now());
+    result.retry_after = retry_after_of(resp.headers);
     result.reason = "renewing the " + what + " failed (HTTP " + std::to_string(resp.status) +
                     (err.inner_code.empty() ? "" : " " + err.inner_code) + ")";
     co_return result;

@@ -32,13 +32,6 @@ std::int64_t now_micros() {
 
 std::string utc(store::store_time t) { return store::to_pg_timestamptz(t).substr(0, 19) + " UTC"; }
 
-sync_failure permanent(std::string code, std::string reason) {
-  return {failure_kind::permanent, std::move(reason), std::nullopt, std::nullopt, std::move(code)};
-}
-sync_failure transient(std::string code, std::string reason,
-                       std::optional<std::chrono::seconds> after = std::nullopt) {
-  return {failure_kind::transient, std::move(reason), after, std::nullopt, std::move(code)};
-}
 
 // What a non-200 answer from the collections API means for this player.
 sync_failure classify_store_answer(const net::http_response& resp) {
@@ -46,9 +39,7 @@ sync_failure classify_store_answer(const net::http_response& resp) {
   const std::string detail =
       (err.inner_code.empty() ? err.code : err.inner_code) + (err.message.empty() ? "" : ": " + err.message);
   if (resp.status == 429) {
-    std::optional<std::chrono::seconds> after;
-    if (auto it = resp.headers.find("retry-after"); it != resp.headers.end())
-      after = parse_retry_after(it->second, std::chrono::system_clock::now());
+    const auto after = retry_after_of(resp.headers);
     return transient("throttled", "the Store is throttling requests for this player (HTTP 429)", after);
   }
   if (resp.status == 401 && err.inner_code == "AuthenticationTokenInvalid") {
@@ -156,6 +147,28 @@ std::optional<sync_failure> refused_in_this_sync(const player_sync_result& repor
   return std::nullopt;
 }
 
+// The stored key of one kind, ready to send: checked, then renewed when due. Returns why it cannot be
+// used, if it cannot (also when the Store refused it while renewing).
+asio::awaitable<std::optional<sync_failure>> ready_key(const db::sync_job& job, store::key_kind kind,
+                                                       std::string& key, store_gateway& gateway,
+                                                       entra_token_cache& tokens, player_sync_result& report) {
+  if (auto problem = unusable_key(job, kind)) co_return problem;
+  const bool collections = kind == store::key_kind::collections;
+  key = collections ? *job.collections_key : *job.purchase_key;
+  co_await renew_if_due(job, kind, key, collections ? job.collections_key_issued_at : job.purchase_key_issued_at,
+                        collections ? job.collections_key_expires_at : job.purchase_key_expires_at, gateway,
+                        tokens, report);
+  co_return refused_in_this_sync(report, kind);
+}
+
+// A request not sent because its key cannot be used: the key's reason, without marking the key again.
+sync_failure not_attempted(const std::string& what, const sync_failure& key_problem) {
+  sync_failure f = key_problem;
+  f.reason = what + key_problem.reason;
+  f.dead_key.reset();
+  return f;
+}
+
 }  // namespace
 
 asio::awaitable<player_sync_result> sync_player(const db::sync_job& job, store_gateway& gateway,
@@ -164,22 +177,15 @@ asio::awaitable<player_sync_result> sync_player(const db::sync_job& job, store_g
   const auto& cfg = gateway.cfg();
 
   // The purchase key: renewed when due, then used for grants and subscriptions.
-  std::optional<sync_failure> purchase_problem = unusable_key(job, store::key_kind::purchase);
   std::string purchase_key;
-  if (!purchase_problem) {
-    purchase_key = *job.purchase_key;
-    co_await renew_if_due(job, store::key_kind::purchase, purchase_key, job.purchase_key_issued_at,
-                          job.purchase_key_expires_at, gateway, tokens, report);
-    purchase_problem = refused_in_this_sync(report, store::key_kind::purchase);
-  }
+  std::optional<sync_failure> purchase_problem =
+      co_await ready_key(job, store::key_kind::purchase, purchase_key, gateway, tokens, report);
 
   // Grants first, so that the collections query below already sees what they granted.
   for (const auto& g : job.grants) {
     request_report r{request_kind::grant, g.request_id, g.attempts, std::nullopt, {}, {}};
     if (purchase_problem) {
-      r.failure = *purchase_problem;
-      r.failure->reason = "not granted: " + purchase_problem->reason;
-      r.failure->dead_key.reset();
+      r.failure = not_attempted("not granted: ", *purchase_problem);
     } else {
       auto answer = co_await grant_product(job.user_id, g, purchase_key, gateway, tokens);
       if (auto* ok = std::get_if<store::grant_answer>(&answer)) {
@@ -189,7 +195,7 @@ asio::awaitable<player_sync_result> sync_player(const db::sync_job& job, store_g
         r.failure = std::get<sync_failure>(std::move(answer));
         if (r.failure->dead_key) {
           report.dead.push_back(dead_key{store::key_kind::purchase, purchase_key, r.failure->reason});
-          purchase_problem = refused_in_this_sync(report, store::key_kind::purchase);
+          purchase_problem = r.failure;
           r.failure->dead_key.reset();
         }
       }
@@ -204,22 +210,15 @@ asio::awaitable<player_sync_result> sync_player(const db::sync_job& job, store_g
     for (std::size_t i = 1; i < job.key_problems.size(); ++i) reason += "; " + job.key_problems[i];
     collections_problem = permanent("bad_key", std::move(reason));
   }
-  std::optional<sync_failure> stored_problem = unusable_key(job, store::key_kind::collections);
   std::string collections_key;
-  if (!stored_problem) {
-    collections_key = *job.collections_key;
-    co_await renew_if_due(job, store::key_kind::collections, collections_key, job.collections_key_issued_at,
-                          job.collections_key_expires_at, gateway, tokens, report);
-    stored_problem = refused_in_this_sync(report, store::key_kind::collections);
-  }
+  std::optional<sync_failure> stored_problem =
+      co_await ready_key(job, store::key_kind::collections, collections_key, gateway, tokens, report);
   if (!collections_problem) collections_problem = stored_problem;
 
   for (const auto& t : job.consumes) {
     request_report r{request_kind::consume, t.request_id, t.attempts, std::nullopt, {}, {}};
     if (stored_problem) {
-      r.failure = *stored_problem;
-      r.failure->reason = "not reported: " + stored_problem->reason;
-      r.failure->dead_key.reset();
+      r.failure = not_attempted("not reported: ", *stored_problem);
     } else if (t.item_id.empty()) {
       r.failure = permanent("store_rejected", "not reported: the player owns no active item of product " +
                             t.product_id + " with a quantity left (entitlements as of the last sync)");
@@ -227,7 +226,7 @@ asio::awaitable<player_sync_result> sync_player(const db::sync_job& job, store_g
       r.failure = co_await consume_item(job.user_id, t, collections_key, gateway, tokens);
       if (r.failure && r.failure->dead_key) {
         report.dead.push_back(dead_key{store::key_kind::collections, collections_key, r.failure->reason});
-        stored_problem = refused_in_this_sync(report, store::key_kind::collections);
+        stored_problem = r.failure;
         if (!collections_problem) collections_problem = stored_problem;
         r.failure->dead_key.reset();
       }

@@ -17,14 +17,6 @@ namespace asio = boost::asio;
 
 namespace {
 
-sync_failure permanent(std::string code, std::string reason) {
-  return {failure_kind::permanent, std::move(reason), std::nullopt, std::nullopt, std::move(code)};
-}
-sync_failure transient(std::string code, std::string reason,
-                       std::optional<std::chrono::seconds> after = std::nullopt) {
-  return {failure_kind::transient, std::move(reason), after, std::nullopt, std::move(code)};
-}
-
 // One Store call for a player: budget, token, send; a refused service token is fetched again once, and a
 // 429 with a short Retry-After is waited out (a few times). Returns the answer (any status) or a failure
 // when there was none.
@@ -65,9 +57,7 @@ asio::awaitable<std::variant<net::http_response, sync_failure>> call_store(const
       }
     }
     if (resp.status == 429 && throttled_waits < 3) {
-      std::optional<std::chrono::seconds> after;
-      if (auto it = resp.headers.find("retry-after"); it != resp.headers.end())
-        after = parse_retry_after(it->second, std::chrono::system_clock::now());
+      const auto after = retry_after_of(resp.headers);
       if (after && *after <= cfg.sync.max_inline_wait) {
         ++throttled_waits;
         asio::steady_timer wait(co_await asio::this_coro::executor);
@@ -89,9 +79,7 @@ sync_failure classify_purchase_answer(const net::http_response& resp, const std:
   const std::string detail = code + (err.message.empty() ? "" : ": " + err.message);
   const std::string key = key_kind == store::key_kind::purchase ? "purchase key" : "collections key";
   if (resp.status == 429) {
-    std::optional<std::chrono::seconds> after;
-    if (auto it = resp.headers.find("retry-after"); it != resp.headers.end())
-      after = parse_retry_after(it->second, std::chrono::system_clock::now());
+    const auto after = retry_after_of(resp.headers);
     return transient("throttled", what + ": the Store is throttling requests for this player (HTTP 429)", after);
   }
   if (resp.status == 401 && (code == "AuthenticationTokenInvalid" || code == "InconsistentClientId")) {

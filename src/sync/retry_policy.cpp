@@ -40,4 +40,10 @@ std::optional<std::chrono::seconds> parse_retry_after(std::string_view value,
   return std::clamp(delta, std::chrono::seconds(0), std::chrono::seconds(86'400));
 }
 
+std::optional<std::chrono::seconds> retry_after_of(const std::map<std::string, std::string>& headers) {
+  const auto it = headers.find("retry-after");
+  if (it == headers.end()) return std::nullopt;
+  return parse_retry_after(it->second, std::chrono::system_clock::now());
+}
+
 }  // namespace esd::sync

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <chrono>
+#include <map>
 #include <optional>
 #include <random>
 #include <string>
@@ -26,6 +27,14 @@ struct sync_failure {
                                // bad_answer, entra
 };
 
+inline sync_failure permanent(std::string code, std::string reason) {
+  return {failure_kind::permanent, std::move(reason), std::nullopt, std::nullopt, std::move(code)};
+}
+inline sync_failure transient(std::string code, std::string reason,
+                              std::optional<std::chrono::seconds> after = std::nullopt) {
+  return {failure_kind::transient, std::move(reason), after, std::nullopt, std::move(code)};
+}
+
 // Exponential backoff with a cap and jitter: attempt 1 waits about base, each next one twice as long,
 // never more than cap; the actual wait is drawn from [d/2, d] so retries of many players spread out.
 // A Retry-After from the Store is a floor: we never come back sooner.
@@ -35,5 +44,8 @@ std::chrono::milliseconds retry_delay(int attempt, std::chrono::seconds base, st
 // Parses a Retry-After header: delta-seconds or an HTTP-date. nullopt when absent or malformed.
 std::optional<std::chrono::seconds> parse_retry_after(std::string_view value,
                                                       std::chrono::system_clock::time_point now);
+
+// The Retry-After of an answer's headers (names lower-cased), parsed as above; nullopt when absent.
+std::optional<std::chrono::seconds> retry_after_of(const std::map<std::string, std::string>& headers);
 
 }  // namespace esd::sync
