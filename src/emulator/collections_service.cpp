@@ -79,15 +79,12 @@ http_response store_service::collections_query(const http_request& req) {
     std::lock_guard lock(state_.mutex);
     ++state_.stats.collections_queries;
   }
-  if (req.method() != http::verb::post)
-    return store_error(http::status::method_not_allowed, "MethodNotAllowed", "Use POST.");
-  const std::int64_t now = now_seconds();
-  access_token_claims token;
-  if (auto failure = auth_.check_access_token(bearer_token(req), now, collections_source, token))
-    return std::move(*failure);
-
-  const auto body = parse_body_object(req.body());
-  if (!body) return bad_parameter("The request body must be a JSON object.");
+  http_response refused_call;
+  auto call = auth_.open_post(req, collections_source, refused_call);
+  if (!call) return refused_call;
+  const std::int64_t now = call->now;
+  const access_token_claims& token = call->token;
+  const boost::json::object* body = &call->body;
   const auto* beneficiary = first_beneficiary(*body);
   const auto* identity_type = beneficiary ? string_field(*beneficiary, "identityType") : nullptr;
   const auto* identity_value = beneficiary ? string_field(*beneficiary, "identityValue") : nullptr;

@@ -135,27 +135,29 @@ purchase_service::purchase_service(emulator_state& state, const emulator_config&
     throw std::runtime_error("cannot draw random bytes for the continuation token key");
 }
 
+std::optional<store_key_spec> purchase_service::purchase_key_of(const store_post& call,
+                                                               http_response& failure) const {
+  const auto* b2b_key = string_field(call.body, "b2bKey");
+  if (!b2b_key || b2b_key->empty()) {
+    failure = bad_parameter("b2bKey is required: the Microsoft Store ID key (UserPurchaseId) of the user.",
+                            purchase_source);
+    return std::nullopt;
+  }
+  return auth_.accept_key(*b2b_key, call.now, call.token, purchase_source, store::key_kind::purchase, failure);
+}
+
 http_response purchase_service::grant(const http_request& req) {
   {
     std::lock_guard lock(state_.mutex);
     ++state_.stats.grant_requests;
   }
-  if (req.method() != http::verb::post)
-    return store_error(http::status::method_not_allowed, "MethodNotAllowed", "Use POST.", purchase_source);
-  const std::int64_t now = now_seconds();
-  access_token_claims token;
-  if (auto failure = auth_.check_access_token(bearer_token(req), now, purchase_source, token))
-    return std::move(*failure);
-  const auto body = parse_body_object(req.body());
-  if (!body) return bad_parameter("The request body must be a JSON object.", purchase_source);
-  const auto* b2b_key = string_field(*body, "b2bKey");
-  if (!b2b_key || b2b_key->empty())
-    return bad_parameter("b2bKey is required: the Microsoft Store ID key (UserPurchaseId) of the user.",
-                         purchase_source);
-  http_response refused;
-  const auto key =
-      auth_.accept_key(*b2b_key, now, token, purchase_source, store::key_kind::purchase, refused);
-  if (!key) return refused;
+  http_response refused_call;
+  auto call = auth_.open_post(req, purchase_source, refused_call);
+  if (!call) return refused_call;
+  const access_token_claims& token = call->token;
+  const boost::json::object* body = &call->body;
+  const auto key = purchase_key_of(*call, refused_call);
+  if (!key) return refused_call;
 
   for (std::string_view name : {"availabilityId", "productId", "skuId", "language", "market", "orderId"}) {
     const auto* v = string_field(*body, name);

@@ -32,6 +32,9 @@ class purchase_service {
   std::string continuation_token(const std::string& player_id, const std::string& last_id) const;
   std::optional<std::string> last_id_of(const std::string& player_id, std::string_view token) const;
   std::string mac_hex(const std::string& player_id, const std::string& last_id) const;
+  // The body's b2bKey, a purchase key we minted for the token's client and still current; otherwise
+  // nullopt and the 400 or 401 to send in `failure`.
+  std::optional<store_key_spec> purchase_key_of(const store_post& call, http_response& failure) const;
 
   emulator_state& state_;
   const emulator_config& config_;

@@ -80,22 +80,12 @@ http_response purchase_service::recurrences_query(const http_request& req) {
     std::lock_guard lock(state_.mutex);
     ++state_.stats.recurrence_queries;
   }
-  if (req.method() != http::verb::post)
-    return store_error(http::status::method_not_allowed, "MethodNotAllowed", "Use POST.", purchase_source);
-  const std::int64_t now = now_seconds();
-  access_token_claims token;
-  if (auto failure = auth_.check_access_token(bearer_token(req), now, purchase_source, token))
-    return std::move(*failure);
-  const auto body = parse_body_object(req.body());
-  if (!body) return bad_parameter("The request body must be a JSON object.", purchase_source);
-  const auto* b2b_key = string_field(*body, "b2bKey");
-  if (!b2b_key || b2b_key->empty())
-    return bad_parameter("b2bKey is required: the Microsoft Store ID key (UserPurchaseId) of the user.",
-                         purchase_source);
-  http_response refused;
-  const auto key =
-      auth_.accept_key(*b2b_key, now, token, purchase_source, store::key_kind::purchase, refused);
-  if (!key) return refused;
+  http_response refused_call;
+  auto call = auth_.open_post(req, purchase_source, refused_call);
+  if (!call) return refused_call;
+  const boost::json::object* body = &call->body;
+  const auto key = purchase_key_of(*call, refused_call);
+  if (!key) return refused_call;
   const std::string& player_id = key->player_id;
 
   if (const auto* v = body->if_contains("sbx"); v && !v->is_null() && !v->is_string())

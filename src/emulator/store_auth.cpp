@@ -1,6 +1,7 @@
 #include "emulator/store_auth.hpp"
 
 #include "emulator/store_errors.hpp"
+#include "emulator/store_request.hpp"
 
 namespace esd::emulator {
 
@@ -83,6 +84,27 @@ std::optional<store_key_spec> store_auth::accept_key(std::string_view key_text, 
     return std::nullopt;
   }
   return key;
+}
+
+std::optional<store_post> store_auth::open_post(const http_request& req, std::string_view source,
+                                                http_response& failure) const {
+  if (req.method() != http::verb::post) {
+    failure = store_error(http::status::method_not_allowed, "MethodNotAllowed", "Use POST.", source);
+    return std::nullopt;
+  }
+  store_post call;
+  call.now = now_seconds();
+  if (auto refused = check_access_token(bearer_token(req), call.now, source, call.token)) {
+    failure = std::move(*refused);
+    return std::nullopt;
+  }
+  auto body = parse_body_object(req.body());
+  if (!body) {
+    failure = bad_parameter("The request body must be a JSON object.", source);
+    return std::nullopt;
+  }
+  call.body = std::move(*body);
+  return call;
 }
 
 }  // namespace esd::emulator

@@ -4,6 +4,7 @@
 // any of them is what the daemon calls dead: 401 AuthenticationTokenInvalid (or InconsistentClientId).
 #pragma once
 
+#include <boost/json/object.hpp>
 #include <cstdint>
 #include <optional>
 #include <string_view>
@@ -13,6 +14,13 @@
 #include "emulator/store_keys.hpp"
 
 namespace esd::emulator {
+
+// What every Store endpoint reads first from a POST: the time, the caller's access token, the JSON body.
+struct store_post {
+  std::int64_t now = 0;
+  access_token_claims token;
+  boost::json::object body;
+};
 
 class store_auth {
  public:
@@ -27,6 +35,11 @@ class store_auth {
   std::optional<http_response> check_store_key(const std::optional<store_key_spec>& key, std::int64_t now,
                                                const access_token_claims& token, std::string_view source,
                                                const store::key_kind* kind) const;
+
+  // A POST with a current access token and a JSON object body: its parts; otherwise nullopt and the answer
+  // to send in `failure` (405, 401, or 400 InvalidParameter).
+  std::optional<store_post> open_post(const http_request& req, std::string_view source,
+                                      http_response& failure) const;
 
   // check_store_key on the key text: its spec when it passes, otherwise nullopt and the 401 in `failure`.
   std::optional<store_key_spec> accept_key(std::string_view key_text, std::int64_t now,
