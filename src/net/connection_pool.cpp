@@ -3,13 +3,14 @@
 #include "net/connection_pool.hpp"
 
 #include <algorithm>
+#include <utility>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/error.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
 namespace esd::net::detail {
 
-void connection::close() noexcept { beast::get_lowest_layer(stream).close(); }
+void connection::close() noexcept { stream.close(); }
 
 // ---- connection_lease ----
 
@@ -189,10 +190,52 @@ void connection_pool::close_idle() {
   }
 }
 
+asio::awaitable<bool> connection_pool::begin_handshake(clock::time_point deadline) {
+  auto self = shared_from_this();
+  if (closed_) co_return false;
+  if (handshaking_ < std::max<std::size_t>(options_.max_concurrent_handshakes, 1)) {
+    ++handshaking_;
+    stats.peak_handshaking = std::max<std::uint64_t>(stats.peak_handshaking, handshaking_);
+    co_return true;
+  }
+  slot_waiter waiter(executor_);
+  waiter.timer.expires_at(deadline);
+  waiter.position = handshake_waiters_.insert(handshake_waiters_.end(), &waiter);
+  waiter.queued = true;
+  struct waiter_guard {
+    connection_pool& self;
+    slot_waiter& w;
+    ~waiter_guard() {
+      if (w.queued) self.handshake_waiters_.erase(w.position);
+      if (w.granted) self.end_handshake();  // a turn granted but never taken
+    }
+  } guard{*this, waiter};
+  co_await waiter.timer.async_wait(asio::as_tuple(asio::use_awaitable));
+  if (!waiter.granted || closed_) co_return false;
+  waiter.granted = false;
+  co_return true;
+}
+
+void connection_pool::end_handshake() {
+  if (!handshake_waiters_.empty() && !closed_) {
+    slot_waiter* w = handshake_waiters_.front();  // the turn moves to it; handshaking_ is unchanged
+    handshake_waiters_.pop_front();
+    w->queued = false;
+    w->granted = true;
+    w->timer.cancel();
+    return;
+  }
+  --handshaking_;
+}
+
 void connection_pool::shutdown() {
   if (closed_) return;
   close_idle();
   closed_ = true;
+  for (slot_waiter* w : std::exchange(handshake_waiters_, {})) {
+    w->queued = false;
+    w->timer.cancel();
+  }
   for (auto& [key, host] : hosts_) {
     auto waiters = std::move(host.waiters);
     host.waiters.clear();
@@ -202,11 +245,7 @@ void connection_pool::shutdown() {
     }
   }
   for (connection* c : busy_) {
-    try {
-      beast::get_lowest_layer(c->stream).cancel();
-    } catch (...) {
-      // Cancelling a timer cannot fail on Linux; nothing useful to do if it did.
-    }
+    c->stream.cancel();
   }
 }
 

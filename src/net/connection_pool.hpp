@@ -14,10 +14,7 @@
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ssl/context.hpp>
-#include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/core/tcp_stream.hpp>
 #include <chrono>
 #include <cstdint>
 #include <list>
@@ -29,17 +26,15 @@
 #include <vector>
 
 #include "net/https_client.hpp"
+#include "net/tls_socket.hpp"
 
 namespace esd::net::detail {
 
-namespace beast = boost::beast;
 using clock = std::chrono::steady_clock;
-using tls_stream = asio::ssl::stream<beast::tcp_stream>;
 
 struct connection {
-  connection(const asio::any_io_executor& ex, asio::ssl::context& tls) : stream(ex, tls) {}
-  tls_stream stream;
-  beast::flat_buffer buffer;
+  connection(const asio::any_io_executor& ex, asio::ssl::context& tls) : stream(ex, tls.native_handle()) {}
+  tls_socket stream;
   clock::time_point idle_since{};
   // Closes the TCP connection without a TLS close_notify: a client may simply hang up (RFC 9110 9.6), and
   // waiting for the peer's close_notify would need a coroutine per closed connection.
@@ -106,6 +101,12 @@ class connection_pool : public std::enable_shared_from_this<connection_pool> {
                                                                                   clock::time_point deadline);
 
   void close_idle();
+
+  // A turn to handshake under options().max_concurrent_handshakes: false if `deadline` passed first, or
+  // on shutdown. Each true must be matched by one end_handshake().
+  asio::awaitable<bool> begin_handshake(clock::time_point deadline);
+  void end_handshake();
+
   // The client is going away: close idle connections, wake waiters with operation_aborted, cancel the I/O
   // of leased connections, and never open another connection (the ssl::context may be gone soon).
   void shutdown();
@@ -133,6 +134,8 @@ class connection_pool : public std::enable_shared_from_this<connection_pool> {
   bool closed_ = false;
   std::map<std::pair<std::string, std::uint16_t>, host_pool> hosts_;  // entries live as long as the pool
   std::set<connection*> busy_;                                        // leased connections
+  std::size_t handshaking_ = 0;
+  std::list<slot_waiter*> handshake_waiters_;  // oldest first; granted turns count in handshaking_
 };
 
 }  // namespace esd::net::detail

@@ -12,6 +12,7 @@
 #include <boost/asio/ssl/error.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/error.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http/error.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/string_body.hpp>
@@ -88,10 +89,8 @@ std::optional<http::request<http::string_body>> build_message(const http_request
 }
 
 // Resolve, TCP connect and TLS handshake, all within connect_timeout.
-asio::awaitable<error_code> connect(detail::connection& c, const https_url& url,
-                                    const detail::connection_pool& pool) {
+asio::awaitable<error_code> connect(detail::connection& c, const https_url& url, detail::connection_pool& pool) {
   const auto deadline = clock::now() + pool.options().connect_timeout;
-  auto& tcp = beast::get_lowest_layer(c.stream);
 
   // getaddrinfo cannot be interrupted, so the deadline is checked when it returns.
   asio::ip::tcp::resolver resolver(c.stream.get_executor());
@@ -104,17 +103,16 @@ asio::awaitable<error_code> connect(detail::connection& c, const https_url& url,
   if (pool.closed()) co_return asio::error::operation_aborted;
   if (clock::now() >= deadline) co_return asio::error::timed_out;
 
-  tcp.expires_at(deadline);
-  auto [connect_ec, endpoint] = co_await tcp.async_connect(endpoints, use_tuple);
-  if (connect_ec) co_return normalize(connect_ec);
-  error_code ignored;
-  tcp.socket().set_option(asio::ip::tcp::no_delay(true), ignored);
-
-  if (auto ec = detail::bind_peer_identity(c.stream.native_handle(), url.host)) co_return ec;
-  tcp.expires_at(deadline);
-  auto [handshake_ec] = co_await c.stream.async_handshake(asio::ssl::stream_base::client, use_tuple);
-  tcp.expires_never();
-  co_return normalize(handshake_ec);
+  // The turn covers the TCP connect too, so that the server never sees a connection sit silent.
+  if (!co_await pool.begin_handshake(deadline))
+    co_return pool.closed() ? asio::error::operation_aborted : asio::error::timed_out;
+  c.stream.expires_at(deadline);
+  auto ec = co_await c.stream.connect(endpoints);
+  if (!ec) ec = detail::bind_peer_identity(c.stream.native_handle(), url.host);
+  if (!ec) ec = co_await c.stream.handshake();
+  pool.end_handshake();
+  c.stream.expires_never();
+  co_return ec;
 }
 
 struct exchange_result {
@@ -135,10 +133,9 @@ asio::awaitable<exchange_result> exchange(detail::connection& c, const http::req
                                           const detail::connection_pool& pool) {
   const auto& options = pool.options();
   const auto deadline = clock::now() + options.request_timeout;
-  auto& tcp = beast::get_lowest_layer(c.stream);
   exchange_result out;
 
-  tcp.expires_at(deadline);
+  c.stream.expires_at(deadline);
   auto [write_ec, written] = co_await http::async_write(c.stream, msg, use_tuple);
   if (write_ec) {
     out.ec = normalize(write_ec);
@@ -154,13 +151,14 @@ asio::awaitable<exchange_result> exchange(detail::connection& c, const http::req
   parser.body_limit(options.max_response_bytes);
   parser.header_limit(64 * 1024);  // Beast's default (8 KiB) is tight for some gateways' headers
   if (msg.method() == http::verb::head) parser.skip(true);
-  c.buffer.clear();
-  tcp.expires_at(deadline);
-  auto [read_ec, read] = co_await http::async_read(c.stream, c.buffer, parser, use_tuple);
-  tcp.expires_never();
+  // The read buffer lives as long as this exchange, not as long as the connection: an idle pooled
+  // connection holds no buffer.
+  beast::flat_buffer buffer;
+  auto [read_ec, read] = co_await http::async_read(c.stream, buffer, parser, use_tuple);
+  c.stream.expires_never();
   if (read_ec) {
     out.ec = normalize(read_ec);
-    out.nothing_received = !parser.got_some() && c.buffer.size() == 0 && looks_like_closed_by_peer(read_ec);
+    out.nothing_received = !parser.got_some() && buffer.size() == 0 && looks_like_closed_by_peer(read_ec);
     co_return out;
   }
 
@@ -177,7 +175,7 @@ asio::awaitable<exchange_result> exchange(detail::connection& c, const http::req
     }
   }
   // Bytes beyond the response would be read as the start of the next one: do not reuse such a connection.
-  out.keep_alive = parser.keep_alive() && c.buffer.size() == 0;
+  out.keep_alive = parser.keep_alive() && buffer.size() == 0;
   out.response.body = std::move(res.body());
   co_return out;
 }

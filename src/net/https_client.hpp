@@ -58,6 +58,10 @@ struct client_options {
   std::chrono::milliseconds request_timeout{30'000};  // write request + read whole response
   std::size_t max_connections_per_host = 64;          // further requests wait for a free connection
   std::size_t max_idle_per_host = 64;
+  // TLS handshakes under way at once, over all hosts; more wait their turn (within connect_timeout). A
+  // handshake holds ~30 KB of OpenSSL state, an established idle connection ~15 KB: a cold start with a
+  // thousand requests would otherwise peak at all of them handshaking together.
+  std::size_t max_concurrent_handshakes = 32;
   std::chrono::seconds idle_timeout{60};              // idle pooled connections older than this are closed
   std::size_t max_response_bytes = 16 * 1024 * 1024;  // larger answers fail with message_size
   std::string user_agent = "entitlement-syncd";
@@ -68,6 +72,7 @@ struct client_stats {
   std::uint64_t tls_handshakes = 0;   // new connections established
   std::uint64_t reused = 0;           // requests served on a pooled connection
   std::uint64_t stale_retries = 0;
+  std::uint64_t peak_handshaking = 0;  // most connects + TLS handshakes under way at once
 };
 
 class https_client {

@@ -1,6 +1,7 @@
 #include "sync/player_sync.hpp"
 
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -240,19 +241,29 @@ asio::awaitable<player_sync_result> sync_player(const db::sync_job& job, store_g
     report.result = *collections_problem;
     co_return report;
   }
-  report.result = co_await sync_collections(job, collections_key, gateway, tokens);
-
-  // Subscriptions, after a collections query that worked, when there is a purchase key to read them with.
-  if (auto* outcome = std::get_if<db::sync_outcome>(&report.result);
-      outcome && cfg.store.subscriptions && !purchase_problem) {
-    auto subs = co_await read_subscriptions(job.user_id, purchase_key, gateway, tokens);
+  // Subscriptions, when there is a purchase key to read them with, are read while the collection is
+  // queried: one Store round trip of waiting instead of two, and the parsed items are not held in memory
+  // while the second answer is awaited. They are kept only if the collections query worked.
+  if (!cfg.store.subscriptions || purchase_problem) {
+    report.result = co_await sync_collections(job, collections_key, gateway, tokens);
+    co_return report;
+  }
+  using namespace asio::experimental::awaitable_operators;
+  auto collections_call = sync_collections(job, collections_key, gateway, tokens);
+  auto subscriptions_call = read_subscriptions(job.user_id, purchase_key, gateway, tokens);
+  auto both_calls = std::move(collections_call) && std::move(subscriptions_call);
+  auto both = co_await std::move(both_calls);
+  report.result = std::move(std::get<0>(both));
+  auto& subs = std::get<1>(both);
+  if (auto* failure = std::get_if<sync_failure>(&subs); failure && failure->dead_key) {
+    report.dead.push_back(dead_key{store::key_kind::purchase, purchase_key, failure->reason});
+    failure->dead_key.reset();
+  }
+  if (auto* outcome = std::get_if<db::sync_outcome>(&report.result)) {
     if (auto* list = std::get_if<std::vector<store::recurrence>>(&subs)) {
       outcome->subscriptions = std::move(*list);
     } else {
-      auto failure = std::get<sync_failure>(std::move(subs));
-      if (failure.dead_key) report.dead.push_back(dead_key{store::key_kind::purchase, purchase_key, failure.reason});
-      failure.dead_key.reset();
-      report.subscriptions_failure = std::move(failure);
+      report.subscriptions_failure = std::get<sync_failure>(std::move(subs));
     }
   }
   co_return report;

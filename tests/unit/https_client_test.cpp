@@ -150,6 +150,8 @@ class test_server {
   int accepted = 0;
   int active = 0;
   int peak_active = 0;
+  int handshaking = 0;  // accepted, TLS handshake not finished
+  int peak_handshaking = 0;
 
  private:
   asio::awaitable<void> accept_loop() {
@@ -177,7 +179,9 @@ class test_server {
     } reg(*this, &stream);
 
     beast::get_lowest_layer(stream).expires_after(5s);
+    peak_handshaking = std::max(peak_handshaking, ++handshaking);
     auto [handshake_ec] = co_await stream.async_handshake(asio::ssl::stream_base::server, use_tuple);
+    --handshaking;
     if (handshake_ec) co_return;
     beast::get_lowest_layer(stream).expires_never();
     beast::flat_buffer buffer;
@@ -521,6 +525,29 @@ BOOST_FIXTURE_TEST_CASE(truncated_body_is_an_error, fixture) {
   }(*this));
 }
 
+// Bodies far larger than a TLS record (16 KB) and than the socket buffers, both ways: the request is
+// written in many records with the socket full in between, the answer read in many.
+BOOST_FIXTURE_TEST_CASE(large_bodies_cross_many_tls_records_both_ways, fixture) {
+  run([](fixture& f) -> asio::awaitable<void> {
+    https_client client(f.ioc.get_executor(), f.tls, f.options);
+    http_request post;
+    post.url = f.server.url("/status/200");
+    post.body.resize(1000 * 1000);  // under the test server's request limit (1 MiB)
+    for (std::size_t i = 0; i < post.body.size(); ++i) post.body[i] = static_cast<char>('a' + i % 23);
+    auto [ec, res] = co_await client.send(post);
+    BOOST_TEST(!ec, ec.message());
+    BOOST_TEST(res.status == 200u);
+    BOOST_TEST(res.body.size() == post.body.size());
+    BOOST_TEST((res.body == post.body));
+
+    std::tie(ec, res) = co_await client.send(get(f.server.url("/large/1000001")));
+    BOOST_TEST(!ec, ec.message());
+    BOOST_TEST(res.body.size() == 1000001u);
+    BOOST_TEST(res.body.find_first_not_of('x') == std::string::npos);
+    BOOST_TEST(client.stats().tls_handshakes == 1u);
+  }(*this));
+}
+
 BOOST_FIXTURE_TEST_CASE(response_above_max_response_bytes_is_refused, fixture) {
   run([](fixture& f) -> asio::awaitable<void> {
     auto options = f.options;
@@ -559,6 +586,38 @@ BOOST_FIXTURE_TEST_CASE(concurrent_requests_respect_the_per_host_cap, fixture) {
     BOOST_TEST(f.server.peak_active <= 2);
     BOOST_TEST(client.stats().tls_handshakes == 2u);
     BOOST_TEST(client.stats().reused == 8u);
+  }(*this));
+}
+
+// Twenty requests at once on a cold client: twenty connections, but only three handshaking at a time.
+BOOST_FIXTURE_TEST_CASE(handshakes_take_turns, fixture) {
+  run([](fixture& f) -> asio::awaitable<void> {
+    auto options = f.options;
+    options.max_connections_per_host = 20;
+    options.max_concurrent_handshakes = 3;
+    https_client client(f.ioc.get_executor(), f.tls, options);
+    std::vector<std::pair<error_code, http_response>> results(20);
+    int remaining = 20;
+    asio::steady_timer all_done(f.ioc, asio::steady_timer::time_point::max());
+    for (std::size_t i = 0; i < results.size(); ++i) {
+      asio::co_spawn(f.ioc, client.send(get(f.server.url("/slow"))),
+                     [&, i](std::exception_ptr e, std::pair<error_code, http_response> r) {
+                       rethrow(e);
+                       results[i] = std::move(r);
+                       if (--remaining == 0) all_done.cancel();
+                     });
+    }
+    co_await all_done.async_wait(use_tuple);
+    for (const auto& [ec, res] : results) {
+      BOOST_TEST(!ec, ec.message());
+      BOOST_TEST(res.status == 200u);
+    }
+    BOOST_TEST(client.stats().tls_handshakes == 20u);
+    BOOST_TEST(f.server.peak_active == 20);  // the answers (50 ms each) overlapped: all were open at once
+    BOOST_TEST(client.stats().peak_handshaking == 3u);  // without turns: 20
+    // The server's view lags the client's (a client is done once it has sent its Finished, the server
+    // when it has read it), so it may see one or two more; never all twenty.
+    BOOST_TEST(f.server.peak_handshaking <= 6);
   }(*this));
 }
 
