@@ -1,6 +1,10 @@
 #include "sync/request_limits.hpp"
 
 #include <algorithm>
+#include <climits>
+#include <cstdint>
+#include <functional>
+#include <iterator>
 #include <cmath>
 
 namespace esd::sync {
@@ -15,43 +19,130 @@ milliseconds ceil_ms(std::chrono::steady_clock::duration d) {
 
 }  // namespace
 
-void player_budget::forget_idle(steady_time now) {
-  if (now < next_cleanup_) return;
-  next_cleanup_ = now + window_;
-  for (auto it = log_.begin(); it != log_.end();) {
-    if (it->second.empty() || it->second.back() + window_ <= now)
-      it = log_.erase(it);
-    else
-      ++it;
+player_budget::player_budget(int requests, milliseconds window)
+    : limit_(requests),
+      window_(std::max(window, milliseconds(1))),
+      width_(std::max<milliseconds>(milliseconds(1), (window_ + milliseconds(buckets - 1)) / buckets)),
+      cells_(static_cast<std::size_t>(buckets + 1) * rows * columns, 0),
+      slot_bucket_(buckets + 1, -1) {}
+
+player_budget::hashed player_budget::hash(const std::string& user) {
+  const std::uint64_t h = std::hash<std::string>{}(user);
+  // Two columns from the two halves, the second mixed again so that short hashes still differ.
+  const std::uint64_t h2 = (h >> 32) ^ ((h * 0x9E3779B97F4A7C15ull) >> 29);
+  return hashed{{static_cast<std::size_t>(h & (columns - 1)), static_cast<std::size_t>(h2 & (columns - 1))}};
+}
+
+std::int64_t player_budget::bucket_of(steady_time t) const {
+  if (t <= epoch_) return 0;
+  return std::chrono::duration_cast<milliseconds>(t - epoch_).count() / width_.count();
+}
+
+// A request in bucket b counts until the end of b plus the window; buckets * width >= window, so at most
+// buckets + 1 are live at once, one slot each.
+std::int64_t player_budget::first_live(steady_time now) const {
+  const auto elapsed = now <= epoch_ ? 0 : std::chrono::duration_cast<milliseconds>(now - epoch_).count();
+  // The smallest b with (b + 1) * width + window > elapsed.
+  const auto b = (elapsed - window_.count()) / width_.count();
+  const auto first = (elapsed - window_.count() >= 0) ? b : 0;
+  return std::max<std::int64_t>(first, 0);
+}
+
+std::uint16_t* player_budget::cells_of(std::int64_t bucket, int row) {
+  const auto slot = static_cast<std::size_t>(bucket % (buckets + 1));
+  if (slot_bucket_[slot] != bucket) {  // a bucket long gone held this slot: start it afresh
+    std::fill_n(cells_.begin() + static_cast<std::ptrdiff_t>(slot * rows * columns), rows * columns, 0);
+    slot_bucket_[slot] = bucket;
+  }
+  return cells_.data() + (slot * rows + static_cast<std::size_t>(row)) * columns;
+}
+
+int player_budget::count_in(std::int64_t bucket, const hashed& h) const {
+  const auto slot = static_cast<std::size_t>(bucket % (buckets + 1));
+  if (slot_bucket_[slot] != bucket) return 0;
+  int least = INT32_MAX;
+  for (int r = 0; r < rows; ++r)
+    least = std::min<int>(least, cells_[(slot * rows + static_cast<std::size_t>(r)) * columns + h.column[r]]);
+  return least;
+}
+
+void player_budget::expire_pending(steady_time now) {
+  if (now < next_sweep_) return;
+  next_sweep_ = now + window_;
+  for (auto it = pending_.begin(); it != pending_.end();) {
+    auto& times = it->second;
+    times.erase(times.begin(), std::find_if(times.begin(), times.end(), [&](steady_time t) { return t + window_ > now; }));
+    it = times.empty() ? pending_.erase(it) : std::next(it);
   }
 }
 
 milliseconds player_budget::take(const std::string& user, steady_time now) {
-  forget_idle(now);
-  auto& times = log_[user];
-  // Drop what has left the window.
-  auto first_inside = std::find_if(times.begin(), times.end(), [&](steady_time t) { return t + window_ > now; });
-  times.erase(times.begin(), first_inside);
-  if (static_cast<int>(times.size()) < limit_) {
-    times.push_back(now);
+  if (!started_) {
+    started_ = true;
+    epoch_ = now;
+  }
+  expire_pending(now);
+  const hashed h = hash(user);
+  const std::int64_t first = first_live(now), last = bucket_of(now);
+  int counted = 0;
+  for (auto b = first; b <= last; ++b) counted += count_in(b, h);
+
+  auto pending = pending_.find(user);
+  if (pending != pending_.end()) {
+    auto& times = pending->second;
+    times.erase(times.begin(), std::find_if(times.begin(), times.end(), [&](steady_time t) { return t + window_ > now; }));
+  }
+  const int in_flight = pending == pending_.end() ? 0 : static_cast<int>(pending->second.size());
+  if (counted + in_flight < limit_) {
+    if (pending == pending_.end()) pending = pending_.emplace(user, std::vector<steady_time>{}).first;
+    pending->second.push_back(now);
     return milliseconds(0);
   }
-  // The oldest request in the window must leave it before another may go.
-  const auto wait = ceil_ms(times.front() + window_ - now);
-  return std::max(wait, milliseconds(1));
+
+  // Wait until enough requests have left: the oldest buckets first, then requests still unanswered, which
+  // leave at their take plus the window unless answered before (then they count afresh, and the caller
+  // asks again).
+  int excess = counted + in_flight - limit_ + 1;
+  for (auto b = first; b <= last; ++b) {
+    excess -= count_in(b, h);
+    if (excess <= 0) {
+      const auto leaves = epoch_ + (b + 1) * width_ + window_;
+      return std::max(ceil_ms(leaves - now), milliseconds(1));
+    }
+  }
+  if (pending == pending_.end() || in_flight == 0) return width_;  // cannot happen with limit >= 1
+  const auto& times = pending->second;
+  const auto leaves = times[static_cast<std::size_t>(std::min<int>(excess, in_flight) - 1)] + window_;
+  return std::max(ceil_ms(leaves - now), milliseconds(1));
 }
 
 void player_budget::settle(const std::string& user, steady_time now) {
-  auto it = log_.find(user);
-  if (it == log_.end() || it->second.empty()) return;
-  if (it->second.back() < now) it->second.back() = now;  // still the newest, so the log stays in order
+  auto pending = pending_.find(user);
+  if (pending == pending_.end() || pending->second.empty()) return;
+  pending->second.erase(pending->second.begin());
+  if (pending->second.empty()) pending_.erase(pending);
+
+  // Conservative update: raise each of the player's counters only as far as its new count, so that a
+  // counter shared with other players grows no more than needed.
+  const hashed h = hash(user);
+  const std::int64_t b = bucket_of(now);
+  const int next = count_in(b, h) + 1;
+  for (int r = 0; r < rows; ++r) {
+    std::uint16_t& cell = cells_of(b, r)[h.column[r]];
+    cell = static_cast<std::uint16_t>(std::min<int>(std::max<int>(cell, next), UINT16_MAX));
+  }
 }
 
-int player_budget::used(const std::string& user, steady_time now) const {
-  auto it = log_.find(user);
-  if (it == log_.end()) return 0;
-  return static_cast<int>(std::count_if(it->second.begin(), it->second.end(),
-                                        [&](steady_time t) { return t + window_ > now; }));
+int player_budget::used(const std::string& user, steady_time now) {
+  if (!started_) return 0;
+  const hashed h = hash(user);
+  int counted = 0;
+  for (auto b = first_live(now), last = bucket_of(now); b <= last; ++b) counted += count_in(b, h);
+  if (auto pending = pending_.find(user); pending != pending_.end()) {
+    counted += static_cast<int>(std::count_if(pending->second.begin(), pending->second.end(),
+                                              [&](steady_time t) { return t + window_ > now; }));
+  }
+  return counted;
 }
 
 milliseconds rate_limiter::take(steady_time now) {
