@@ -22,6 +22,9 @@ items=${ITEMS:-20}
 scenarios=${SCENARIOS:-"0:64 100:256"}
 idle_samples=${IDLE_SAMPLES:-50}
 daemons=${DAEMONS:-1}
+# The plain client asks for what the daemon asks for: subscriptions too, unless the config turns them off.
+subscriptions=on
+if grep -Eq '^[[:space:]]*subscriptions[[:space:]]*=[[:space:]]*off' <<<"${EXTRA_CONF:-}"; then subscriptions=off; fi
 
 if [ "${SKIP_BUILD:-0}" != 1 ]; then
   ./scripts/install-deps.sh >/dev/null
@@ -179,7 +182,7 @@ CONF
 
   # The limits: the same pages to a plain client, the same rows in one bulk upsert.
   store_line=$(build/bench/esd-bench-store-limit --url "$emu" --ca-file "$work/ca.pem" --keys "$work/keys.csv" \
-    --client-secret-file "$work/client_secret" --concurrency "$inflight")
+    --client-secret-file "$work/client_secret" --concurrency "$inflight" --subscriptions "$subscriptions")
   store_pps=$(sed -n 's/.*players_per_s=\([0-9.]*\).*/\1/p' <<<"$store_line")
   pg_line=$(psql_db "$db" -qAt -F ' ' <<SQL
 CREATE TEMP TABLE bench_rows AS SELECT * FROM entitlement_sync.entitlements;

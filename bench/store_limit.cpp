@@ -1,13 +1,16 @@
-// The Store side's limit for the benchmark: a plain client that asks the emulator for every player's
-// collection (all pages, maxPageSize 100) with a given number of requests in flight, over pooled, verified
-// TLS, and reads each answer only as far as the continuation token. No database, no normalization: what
-// the emulator and TLS on this machine can serve, to compare the daemon's throughput with.
+// The Store side's limit for the benchmark: a plain client that asks the emulator for what the daemon asks
+// for each player: every page of the collection (maxPageSize 100) and, at the same time, the subscriptions
+// (unless --subscriptions off, as with [store] subscriptions = off), with a given number of players in
+// flight, over pooled, verified TLS. It reads the collection answers only as far as the item count and
+// the continuation token. No database, no normalization: what the emulator and TLS on this machine can
+// serve, to compare the daemon's throughput with.
 //
 //   esd-bench-store-limit --url https://127.0.0.1:PORT --ca-file CA.pem --keys keys.csv
-//       --client-secret-file FILE [--concurrency N] [--players N]
+//       --client-secret-file FILE [--concurrency N] [--players N] [--subscriptions on|off]
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -15,6 +18,7 @@
 
 #include <chrono>
 #include <fstream>
+#include <optional>
 #include <iostream>
 #include <sstream>
 #include <string>
@@ -22,6 +26,7 @@
 
 #include "net/https_client.hpp"
 #include "store/collections.hpp"
+#include "store/purchase.hpp"
 
 namespace asio = boost::asio;
 namespace json = boost::json;
@@ -33,7 +38,11 @@ constexpr const char* tenant = "00000000-0000-0000-0000-000000000000";
 constexpr const char* client_id = "11111111-1111-1111-1111-111111111111";
 
 struct totals {
-  long long players = 0, pages = 0, items = 0, errors = 0;
+  long long players = 0, pages = 0, items = 0, subscription_pages = 0, errors = 0;
+};
+
+struct player_keys {
+  std::string collections, purchase;
 };
 
 std::string read_file(const std::string& path) {
@@ -43,36 +52,75 @@ std::string read_file(const std::string& path) {
   return s.str();
 }
 
+// Every page of one player's collection.
+asio::awaitable<void> collection(net::https_client& client, const std::string& base, const std::string& token,
+                                 const std::string& key, totals& t) {
+  store::collections_query_v6 q;
+  q.collections_key = key;
+  q.product_types = {"Application", "Durable", "Game", "UnmanagedConsumable"};
+  q.max_page_size = 100;
+  while (true) {
+    net::http_request r;
+    r.url = base + "/v6.0/collections/query";
+    r.headers = {{"Authorization", "Bearer " + token}, {"Content-Type", "application/json"}};
+    r.body = store::build_collections_query_v6(q);
+    auto [ec, resp] = co_await client.send(std::move(r));
+    if (ec || resp.status != 200) {
+      ++t.errors;
+      co_return;
+    }
+    ++t.pages;
+    boost::system::error_code jec;
+    auto doc = json::parse(resp.body, jec);
+    if (jec || !doc.is_object()) {
+      ++t.errors;
+      co_return;
+    }
+    const auto& o = doc.get_object();
+    if (auto* items = o.if_contains("items"); items && items->is_array()) t.items += items->get_array().size();
+    auto* token_v = o.if_contains("continuationToken");
+    if (!token_v || !token_v->is_string() || token_v->get_string().empty()) co_return;
+    q.continuation_token = std::string(token_v->get_string());
+  }
+}
+
+// Every page of one player's subscriptions, as the daemon reads them beside the collection.
+asio::awaitable<void> subscriptions(net::https_client& client, const std::string& base, const std::string& token,
+                                    const std::string& purchase_key, totals& t) {
+  std::optional<std::string> continuation;
+  while (true) {
+    net::http_request r;
+    r.url = base + "/v8.0/b2b/recurrences/query";
+    r.headers = {{"Authorization", "Bearer " + token}, {"Content-Type", "application/json"}};
+    r.body = store::build_recurrences_query(purchase_key, continuation);
+    auto [ec, resp] = co_await client.send(std::move(r));
+    if (ec || resp.status != 200) {
+      ++t.errors;
+      co_return;
+    }
+    ++t.subscription_pages;
+    auto parsed = store::parse_recurrences_response(resp.body);
+    if (!parsed) {
+      ++t.errors;
+      co_return;
+    }
+    if (!parsed.page->continuation_token) co_return;
+    continuation = std::move(parsed.page->continuation_token);
+  }
+}
+
 asio::awaitable<void> worker(net::https_client& client, const std::string& base, const std::string& token,
-                             const std::vector<std::string>& keys, std::size_t& next, totals& t) {
+                             const std::vector<player_keys>& keys, bool with_subscriptions, std::size_t& next,
+                             totals& t) {
+  using namespace asio::experimental::awaitable_operators;
   while (next < keys.size()) {
-    const std::string& key = keys[next++];
-    store::collections_query_v6 q;
-    q.collections_key = key;
-    q.product_types = {"Application", "Durable", "Game", "UnmanagedConsumable"};
-    q.max_page_size = 100;
-    while (true) {
-      net::http_request r;
-      r.url = base + "/v6.0/collections/query";
-      r.headers = {{"Authorization", "Bearer " + token}, {"Content-Type", "application/json"}};
-      r.body = store::build_collections_query_v6(q);
-      auto [ec, resp] = co_await client.send(std::move(r));
-      if (ec || resp.status != 200) {
-        ++t.errors;
-        break;
-      }
-      ++t.pages;
-      boost::system::error_code jec;
-      auto doc = json::parse(resp.body, jec);
-      if (jec || !doc.is_object()) {
-        ++t.errors;
-        break;
-      }
-      const auto& o = doc.get_object();
-      if (auto* items = o.if_contains("items"); items && items->is_array()) t.items += items->get_array().size();
-      auto* token_v = o.if_contains("continuationToken");
-      if (!token_v || !token_v->is_string() || token_v->get_string().empty()) break;
-      q.continuation_token = std::string(token_v->get_string());
+    const player_keys& k = keys[next++];
+    if (with_subscriptions && !k.purchase.empty()) {
+      auto both = collection(client, base, token, k.collections, t) &&
+                  subscriptions(client, base, token, k.purchase, t);
+      co_await std::move(both);
+    } else {
+      co_await collection(client, base, token, k.collections, t);
     }
     ++t.players;
   }
@@ -84,6 +132,7 @@ int main(int argc, char** argv) {
   std::string url, ca, keys_file, secret_file;
   int concurrency = 64;
   long long max_players = 0;
+  bool with_subscriptions = true;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string a = argv[i], v = argv[i + 1];
     if (a == "--url") url = v;
@@ -92,6 +141,7 @@ int main(int argc, char** argv) {
     else if (a == "--client-secret-file") secret_file = v;
     else if (a == "--concurrency") concurrency = std::stoi(v);
     else if (a == "--players") max_players = std::stoll(v);
+    else if (a == "--subscriptions") with_subscriptions = v != "off";
     else {
       std::cerr << "unknown option " << a << "\n";
       return 2;
@@ -99,18 +149,21 @@ int main(int argc, char** argv) {
   }
   if (url.empty() || keys_file.empty() || secret_file.empty()) {
     std::cerr << "usage: esd-bench-store-limit --url URL --ca-file CA --keys keys.csv --client-secret-file FILE "
-                 "[--concurrency N] [--players N]\n";
+                 "[--concurrency N] [--players N] [--subscriptions on|off]\n";
     return 2;
   }
-  std::vector<std::string> keys;
+  std::vector<player_keys> keys;
   {
     std::ifstream in(keys_file);
     std::string line;
-    std::getline(in, line);  // header
+    std::getline(in, line);  // header: user_id,collections_key,purchase_key
     while (std::getline(in, line)) {
       const auto a = line.find(','), b = line.find(',', a + 1);
       if (a == std::string::npos) continue;
-      keys.push_back(line.substr(a + 1, b == std::string::npos ? std::string::npos : b - a - 1));
+      player_keys k;
+      k.collections = line.substr(a + 1, b == std::string::npos ? std::string::npos : b - a - 1);
+      if (b != std::string::npos) k.purchase = line.substr(b + 1);
+      keys.push_back(std::move(k));
       if (max_players > 0 && static_cast<long long>(keys.size()) >= max_players) break;
     }
   }
@@ -146,7 +199,7 @@ int main(int argc, char** argv) {
         int running = concurrency;
         asio::steady_timer done(io, std::chrono::steady_clock::time_point::max());
         for (int i = 0; i < concurrency; ++i)
-          asio::co_spawn(io, worker(client, url, token, keys, next, t), [&](std::exception_ptr) {
+          asio::co_spawn(io, worker(client, url, token, keys, with_subscriptions, next, t), [&](std::exception_ptr) {
             if (--running == 0) done.cancel();
           });
         co_await done.async_wait(asio::as_tuple(asio::use_awaitable));
@@ -155,7 +208,7 @@ int main(int argc, char** argv) {
       asio::detached);
   io.run();
   if (token.empty()) return 1;
-  std::cout << "players=" << t.players << " pages=" << t.pages << " items=" << t.items << " errors=" << t.errors
+  std::cout << "players=" << t.players << " pages=" << t.pages << " items=" << t.items << " subscription_pages=" << t.subscription_pages << " errors=" << t.errors
             << " seconds=" << seconds << " players_per_s=" << (seconds > 0 ? t.players / seconds : 0)
             << " items_per_s=" << (seconds > 0 ? t.items / seconds : 0)
             << " tls_handshakes=" << client.stats().tls_handshakes << "\n";

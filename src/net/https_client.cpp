@@ -59,7 +59,8 @@ std::string host_header(const https_url& url) {
   return h;
 }
 
-std::optional<http::request<http::string_body>> build_message(const http_request& in, const https_url& url,
+// Takes the body out of `in` (one copy of it in memory while the answer is awaited, not two).
+std::optional<http::request<http::string_body>> build_message(http_request& in, const https_url& url,
                                                               const client_options& options) {
   http::request<http::string_body> msg;
   msg.version(11);
@@ -83,7 +84,7 @@ std::optional<http::request<http::string_body>> build_message(const http_request
   msg.set(http::field::host, host_header(url));
   msg.set(http::field::user_agent, options.user_agent);
   if (!in.body.empty() && !has_content_type) msg.set(http::field::content_type, "application/json");
-  msg.body() = in.body;
+  msg.body() = std::move(in.body);
   msg.prepare_payload();
   return msg;
 }
