@@ -59,7 +59,7 @@ struct client_options {
   std::size_t max_connections_per_host = 64;          // further requests wait for a free connection
   std::size_t max_idle_per_host = 64;
   // TLS handshakes under way at once, over all hosts; more wait their turn (within connect_timeout). A
-  // handshake holds ~30 KB of OpenSSL state, an established idle connection ~15 KB: a cold start with a
+  // handshake holds ~30 KB of OpenSSL state, an established idle connection ~17 KB: a cold start with a
   // thousand requests would otherwise peak at all of them handshaking together.
   std::size_t max_concurrent_handshakes = 32;
   std::chrono::seconds idle_timeout{60};              // idle pooled connections older than this are closed
