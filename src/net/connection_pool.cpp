@@ -10,6 +10,30 @@
 
 namespace esd::net::detail {
 
+namespace {
+
+// Hands what the caller frees (a connection slot, a handshake turn) to the oldest waiter of `queue` and
+// wakes it; the caller may add an open connection in its `conn`. nullptr when nobody waits.
+slot_waiter* grant_oldest(std::list<slot_waiter*>& queue) {
+  if (queue.empty()) return nullptr;
+  slot_waiter* w = queue.front();
+  queue.pop_front();
+  w->queued = false;
+  w->granted = true;
+  w->timer.cancel();
+  return w;
+}
+
+// Wakes every waiter of `queue` empty-handed (shutdown).
+void refuse_all(std::list<slot_waiter*>& queue) {
+  for (slot_waiter* w : std::exchange(queue, {})) {
+    w->queued = false;
+    w->timer.cancel();
+  }
+}
+
+}  // namespace
+
 void connection::close() noexcept { stream.close(); }
 
 // ---- connection_lease ----
@@ -132,13 +156,8 @@ void connection_pool::release(host_pool& host, std::unique_ptr<connection> conn,
   untrack(conn.get());
   if (conn && reusable && !closed_) {
     conn->idle_since = clock::now();
-    if (!host.waiters.empty()) {
-      slot_waiter* w = host.waiters.front();
-      host.waiters.pop_front();
-      w->queued = false;
-      w->granted = true;
+    if (slot_waiter* w = grant_oldest(host.waiters)) {
       w->conn = std::move(conn);
-      w->timer.cancel();
       return;
     }
     if (host.idle.size() < options_.max_idle_per_host) {
@@ -151,14 +170,7 @@ void connection_pool::release(host_pool& host, std::unique_ptr<connection> conn,
 }
 
 void connection_pool::free_slot(host_pool& host) {
-  if (!closed_ && !host.waiters.empty()) {
-    slot_waiter* w = host.waiters.front();
-    host.waiters.pop_front();
-    w->queued = false;
-    w->granted = true;  // the slot moves to the waiter; `open` is unchanged
-    w->timer.cancel();
-    return;
-  }
+  if (!closed_ && grant_oldest(host.waiters)) return;  // the slot moves to the waiter; `open` is unchanged
   --host.open;
 }
 
@@ -217,14 +229,7 @@ asio::awaitable<bool> connection_pool::begin_handshake(clock::time_point deadlin
 }
 
 void connection_pool::end_handshake() {
-  if (!handshake_waiters_.empty() && !closed_) {
-    slot_waiter* w = handshake_waiters_.front();  // the turn moves to it; handshaking_ is unchanged
-    handshake_waiters_.pop_front();
-    w->queued = false;
-    w->granted = true;
-    w->timer.cancel();
-    return;
-  }
+  if (!closed_ && grant_oldest(handshake_waiters_)) return;  // the turn moves on; handshaking_ is unchanged
   --handshaking_;
 }
 
@@ -232,18 +237,8 @@ void connection_pool::shutdown() {
   if (closed_) return;
   close_idle();
   closed_ = true;
-  for (slot_waiter* w : std::exchange(handshake_waiters_, {})) {
-    w->queued = false;
-    w->timer.cancel();
-  }
-  for (auto& [key, host] : hosts_) {
-    auto waiters = std::move(host.waiters);
-    host.waiters.clear();
-    for (slot_waiter* w : waiters) {
-      w->queued = false;
-      w->timer.cancel();
-    }
-  }
+  refuse_all(handshake_waiters_);
+  for (auto& [key, host] : hosts_) refuse_all(host.waiters);
   for (connection* c : busy_) {
     c->stream.cancel();
   }

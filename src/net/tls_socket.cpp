@@ -160,8 +160,9 @@ error_code tls_socket::failure(core& c, int ssl_error) {
 }
 
 // SSL_MODE_RELEASE_BUFFERS gives the record buffers back once a record has been consumed, but not when
-// SSL_read stops for want of data from the socket: the read buffer (about 17 KB) would stay allocated for
-// as long as the Store takes to answer. SSL_free_buffers releases both buffers when they hold nothing.
+// SSL_read (or a handshake) stops for want of data from the socket: the read buffer (about 17 KB) would
+// stay allocated for as long as the Store takes to answer. SSL_free_buffers releases both buffers when
+// they hold nothing.
 tls_socket::attempt tls_socket::blocked_or_failed(core& c, int ret) {
   int err = SSL_get_error(c.ssl, ret);
   if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
@@ -171,22 +172,28 @@ tls_socket::attempt tls_socket::blocked_or_failed(core& c, int ret) {
   return {step::failed, 0, failure(c, err)};
 }
 
-tls_socket::attempt tls_socket::try_read(core& c, asio::mutable_buffer b) {
+namespace {
+
+// One OpenSSL I/O call with a clean error queue and errno record, as SSL_get_error needs.
+template <class Call>
+int ssl_call(tls_core& c, Call&& call) {
   ERR_clear_error();
   c.last_errno = 0;
+  return call();
+}
+
+}  // namespace
+
+tls_socket::attempt tls_socket::try_read(core& c, asio::mutable_buffer b) {
   std::size_t n = 0;
-  int r = SSL_read_ex(c.ssl, b.data(), b.size(), &n);
-  if (r == 1) return {step::done, n, {}};
-  return blocked_or_failed(c, r);
+  int r = ssl_call(c, [&] { return SSL_read_ex(c.ssl, b.data(), b.size(), &n); });
+  return r == 1 ? attempt{step::done, n} : blocked_or_failed(c, r);
 }
 
 tls_socket::attempt tls_socket::try_write(core& c, asio::const_buffer b) {
-  ERR_clear_error();
-  c.last_errno = 0;
   std::size_t n = 0;
-  int r = SSL_write_ex(c.ssl, b.data(), b.size(), &n);
-  if (r == 1) return {step::done, n, {}};
-  return blocked_or_failed(c, r);
+  int r = ssl_call(c, [&] { return SSL_write_ex(c.ssl, b.data(), b.size(), &n); });
+  return r == 1 ? attempt{step::done, n} : blocked_or_failed(c, r);
 }
 
 asio::awaitable<error_code> tls_socket::connect(const asio::ip::tcp::resolver::results_type& endpoints) {
@@ -204,20 +211,11 @@ asio::awaitable<error_code> tls_socket::handshake() {
   core& c = *core_;
   for (;;) {
     if (c.expired) co_return asio::error::timed_out;
-    ERR_clear_error();
-    c.last_errno = 0;
-    int r = SSL_connect(c.ssl);
+    int r = ssl_call(c, [&] { return SSL_connect(c.ssl); });
     if (r == 1) co_return error_code{};
-    int err = SSL_get_error(c.ssl, r);
-    asio::socket_base::wait_type wait;
-    if (err == SSL_ERROR_WANT_READ) {
-      SSL_free_buffers(c.ssl);  // nothing buffered while the server thinks (see blocked_or_failed)
-      wait = asio::socket_base::wait_read;
-    } else if (err == SSL_ERROR_WANT_WRITE) {
-      wait = asio::socket_base::wait_write;
-    } else {
-      co_return failure(c, err);
-    }
+    const attempt a = blocked_or_failed(c, r);
+    if (a.next == step::failed) co_return a.ec;
+    auto wait = a.next == step::want_read ? asio::socket_base::wait_read : asio::socket_base::wait_write;
     auto [wait_ec] = co_await c.socket.async_wait(wait, use_tuple);
     if (wait_ec) co_return interrupted(c, wait_ec);
   }

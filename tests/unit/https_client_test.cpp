@@ -288,6 +288,26 @@ http_request get(std::string url) {
   return r;
 }
 
+// Sends `n` requests to /slow at once and checks that every one got a 200.
+asio::awaitable<void> all_slow_requests_succeed(fixture& f, https_client& client, std::size_t n) {
+  std::vector<std::pair<error_code, http_response>> results(n);
+  std::size_t remaining = n;
+  asio::steady_timer all_done(f.ioc, asio::steady_timer::time_point::max());
+  for (std::size_t i = 0; i < results.size(); ++i) {
+    asio::co_spawn(f.ioc, client.send(get(f.server.url("/slow"))),
+                   [&, i](std::exception_ptr e, std::pair<error_code, http_response> r) {
+                     rethrow(e);
+                     results[i] = std::move(r);
+                     if (--remaining == 0) all_done.cancel();
+                   });
+  }
+  co_await all_done.async_wait(use_tuple);
+  for (const auto& [ec, res] : results) {
+    BOOST_TEST(!ec, ec.message());
+    BOOST_TEST(res.status == 200u);
+  }
+}
+
 asio::awaitable<void> sleep_for(std::chrono::milliseconds d) {
   asio::steady_timer t(co_await asio::this_coro::executor, d);
   co_await t.async_wait(use_tuple);
@@ -567,22 +587,7 @@ BOOST_FIXTURE_TEST_CASE(concurrent_requests_respect_the_per_host_cap, fixture) {
     auto options = f.options;
     options.max_connections_per_host = 2;
     https_client client(f.ioc.get_executor(), f.tls, options);
-    std::vector<std::pair<error_code, http_response>> results(10);
-    int remaining = 10;
-    asio::steady_timer all_done(f.ioc, asio::steady_timer::time_point::max());
-    for (std::size_t i = 0; i < results.size(); ++i) {
-      asio::co_spawn(f.ioc, client.send(get(f.server.url("/slow"))),
-                     [&, i](std::exception_ptr e, std::pair<error_code, http_response> r) {
-                       rethrow(e);
-                       results[i] = std::move(r);
-                       if (--remaining == 0) all_done.cancel();
-                     });
-    }
-    co_await all_done.async_wait(use_tuple);
-    for (const auto& [ec, res] : results) {
-      BOOST_TEST(!ec, ec.message());
-      BOOST_TEST(res.status == 200u);
-    }
+    co_await all_slow_requests_succeed(f, client, 10);
     BOOST_TEST(f.server.peak_active <= 2);
     BOOST_TEST(client.stats().tls_handshakes == 2u);
     BOOST_TEST(client.stats().reused == 8u);
@@ -596,22 +601,7 @@ BOOST_FIXTURE_TEST_CASE(handshakes_take_turns, fixture) {
     options.max_connections_per_host = 20;
     options.max_concurrent_handshakes = 3;
     https_client client(f.ioc.get_executor(), f.tls, options);
-    std::vector<std::pair<error_code, http_response>> results(20);
-    int remaining = 20;
-    asio::steady_timer all_done(f.ioc, asio::steady_timer::time_point::max());
-    for (std::size_t i = 0; i < results.size(); ++i) {
-      asio::co_spawn(f.ioc, client.send(get(f.server.url("/slow"))),
-                     [&, i](std::exception_ptr e, std::pair<error_code, http_response> r) {
-                       rethrow(e);
-                       results[i] = std::move(r);
-                       if (--remaining == 0) all_done.cancel();
-                     });
-    }
-    co_await all_done.async_wait(use_tuple);
-    for (const auto& [ec, res] : results) {
-      BOOST_TEST(!ec, ec.message());
-      BOOST_TEST(res.status == 200u);
-    }
+    co_await all_slow_requests_succeed(f, client, 20);
     BOOST_TEST(client.stats().tls_handshakes == 20u);
     BOOST_TEST(f.server.peak_active == 20);  // the answers (50 ms each) overlapped: all were open at once
     BOOST_TEST(client.stats().peak_handshaking == 3u);  // without turns: 20
