@@ -2,10 +2,10 @@
 
 #include <algorithm>
 #include <climits>
+#include <cmath>
 #include <cstdint>
 #include <functional>
 #include <iterator>
-#include <cmath>
 
 namespace esd::sync {
 
@@ -33,19 +33,24 @@ player_budget::hashed player_budget::hash(const std::string& user) {
   return hashed{{static_cast<std::size_t>(h & (columns - 1)), static_cast<std::size_t>(h2 & (columns - 1))}};
 }
 
-std::int64_t player_budget::bucket_of(steady_time t) const {
-  if (t <= epoch_) return 0;
-  return std::chrono::duration_cast<milliseconds>(t - epoch_).count() / width_.count();
+std::int64_t player_budget::elapsed_ms(steady_time t) const {
+  return t <= epoch_ ? 0 : std::chrono::duration_cast<milliseconds>(t - epoch_).count();
 }
+
+std::int64_t player_budget::bucket_of(steady_time t) const { return elapsed_ms(t) / width_.count(); }
 
 // A request in bucket b counts until the end of b plus the window; buckets * width >= window, so at most
 // buckets + 1 are live at once, one slot each.
 std::int64_t player_budget::first_live(steady_time now) const {
-  const auto elapsed = now <= epoch_ ? 0 : std::chrono::duration_cast<milliseconds>(now - epoch_).count();
   // The smallest b with (b + 1) * width + window > elapsed.
-  const auto b = (elapsed - window_.count()) / width_.count();
-  const auto first = (elapsed - window_.count() >= 0) ? b : 0;
-  return std::max<std::int64_t>(first, 0);
+  const auto past_window = elapsed_ms(now) - window_.count();
+  return past_window < 0 ? 0 : past_window / width_.count();
+}
+
+int player_budget::counted(const hashed& h, steady_time now) const {
+  int n = 0;
+  for (auto b = first_live(now), last = bucket_of(now); b <= last; ++b) n += count_in(b, h);
+  return n;
 }
 
 std::uint16_t* player_budget::cells_of(std::int64_t bucket, int row) {
@@ -66,13 +71,17 @@ int player_budget::count_in(std::int64_t bucket, const hashed& h) const {
   return least;
 }
 
+void player_budget::drop_unanswered(std::vector<steady_time>& takes, steady_time now) const {
+  takes.erase(takes.begin(),
+              std::find_if(takes.begin(), takes.end(), [&](steady_time t) { return t + window_ > now; }));
+}
+
 void player_budget::expire_pending(steady_time now) {
   if (now < next_sweep_) return;
   next_sweep_ = now + window_;
   for (auto it = pending_.begin(); it != pending_.end();) {
-    auto& times = it->second;
-    times.erase(times.begin(), std::find_if(times.begin(), times.end(), [&](steady_time t) { return t + window_ > now; }));
-    it = times.empty() ? pending_.erase(it) : std::next(it);
+    drop_unanswered(it->second, now);
+    it = it->second.empty() ? pending_.erase(it) : std::next(it);
   }
 }
 
@@ -83,17 +92,11 @@ milliseconds player_budget::take(const std::string& user, steady_time now) {
   }
   expire_pending(now);
   const hashed h = hash(user);
-  const std::int64_t first = first_live(now), last = bucket_of(now);
-  int counted = 0;
-  for (auto b = first; b <= last; ++b) counted += count_in(b, h);
-
+  const int answered = counted(h, now);
   auto pending = pending_.find(user);
-  if (pending != pending_.end()) {
-    auto& times = pending->second;
-    times.erase(times.begin(), std::find_if(times.begin(), times.end(), [&](steady_time t) { return t + window_ > now; }));
-  }
+  if (pending != pending_.end()) drop_unanswered(pending->second, now);
   const int in_flight = pending == pending_.end() ? 0 : static_cast<int>(pending->second.size());
-  if (counted + in_flight < limit_) {
+  if (answered + in_flight < limit_) {
     if (pending == pending_.end()) pending = pending_.emplace(user, std::vector<steady_time>{}).first;
     pending->second.push_back(now);
     return milliseconds(0);
@@ -102,8 +105,8 @@ milliseconds player_budget::take(const std::string& user, steady_time now) {
   // Wait until enough requests have left: the oldest buckets first, then requests still unanswered, which
   // leave at their take plus the window unless answered before (then they count afresh, and the caller
   // asks again).
-  int excess = counted + in_flight - limit_ + 1;
-  for (auto b = first; b <= last; ++b) {
+  int excess = answered + in_flight - limit_ + 1;
+  for (auto b = first_live(now), last = bucket_of(now); b <= last; ++b) {
     excess -= count_in(b, h);
     if (excess <= 0) {
       const auto leaves = epoch_ + (b + 1) * width_ + window_;
@@ -133,16 +136,14 @@ void player_budget::settle(const std::string& user, steady_time now) {
   }
 }
 
-int player_budget::used(const std::string& user, steady_time now) {
+int player_budget::used(const std::string& user, steady_time now) const {
   if (!started_) return 0;
-  const hashed h = hash(user);
-  int counted = 0;
-  for (auto b = first_live(now), last = bucket_of(now); b <= last; ++b) counted += count_in(b, h);
+  int n = counted(hash(user), now);
   if (auto pending = pending_.find(user); pending != pending_.end()) {
-    counted += static_cast<int>(std::count_if(pending->second.begin(), pending->second.end(),
-                                              [&](steady_time t) { return t + window_ > now; }));
+    n += static_cast<int>(std::count_if(pending->second.begin(), pending->second.end(),
+                                        [&](steady_time t) { return t + window_ > now; }));
   }
-  return counted;
+  return n;
 }
 
 milliseconds rate_limiter::take(steady_time now) {

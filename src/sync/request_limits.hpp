@@ -36,7 +36,7 @@ class player_budget {
   void settle(const std::string& user, steady_time now);
 
   // What the player has used of its budget at `now` (as counted, so possibly a little more than exact).
-  int used(const std::string& user, steady_time now);
+  int used(const std::string& user, steady_time now) const;
 
   // Players with a request taken and not yet answered: bounded by the requests in flight.
   std::size_t pending_players() const { return pending_.size(); }
@@ -52,11 +52,13 @@ class player_budget {
     std::size_t column[rows];
   };
   static hashed hash(const std::string& user);
+  std::int64_t elapsed_ms(steady_time t) const;  // milliseconds since the epoch, 0 before it
   std::int64_t bucket_of(steady_time t) const;
   std::uint16_t* cells_of(std::int64_t bucket, int row);
   int count_in(std::int64_t bucket, const hashed& h) const;
-  // Live buckets' counts for the player, oldest first, and the oldest live bucket's number.
-  std::int64_t first_live(steady_time now) const;
+  std::int64_t first_live(steady_time now) const;      // the oldest bucket still counted at `now`
+  int counted(const hashed& h, steady_time now) const;  // the player's answered requests, all live buckets
+  void drop_unanswered(std::vector<steady_time>& takes, steady_time now) const;  // takes a window old
   void expire_pending(steady_time now);
 
   int limit_;
