@@ -39,8 +39,11 @@ chmod 0777 "$work"
 pgbin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n1)
 as_pg() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 pids=()
+groups=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  # Each daemon runs in its own process group (with DAEMON_WRAPPER the daemon is a child of the wrapper).
+  for g in "${groups[@]}"; do kill -TERM -- "-$g" 2>/dev/null || true; done
   wait 2>/dev/null || true
   as_pg "$pgbin/pg_ctl" -D "$work/pg" -m fast -w stop >/dev/null 2>&1 || true
   [ "${KEEP:-0}" = 1 ] || rm -rf "$work"
@@ -107,14 +110,20 @@ CONF
   ctl POST stats/reset >/dev/null
   psql_db "$db" -qc "CREATE EXTENSION IF NOT EXISTS pg_stat_statements" >/dev/null
   dpids=()
+  dgroups=()
   for d in $(seq 1 "$daemons"); do
-    ${DAEMON_WRAPPER:-} build/entitlement-syncd --config "$work/$db.conf" run > "$work/$db.$d.log" 2>&1 &
-    dpids+=($!)
-    pids+=($!)
+    setsid ${DAEMON_WRAPPER:-} build/entitlement-syncd --config "$work/$db.conf" run > "$work/$db.$d.log" 2>&1 &
+    dgroups+=($!)
+    groups+=($!)
+  done
+  sleep 1
+  # The daemon itself, not a wrapper around it: its CPU, its RSS, and the one that gets SIGTERM.
+  for g in "${dgroups[@]}"; do
+    p=$(pgrep -s "$g" '^entitlement-syn' | head -n1)
+    [ -n "$p" ] || { cat "$work/$db".*.log; exit 1; }
+    dpids+=("$p")
   done
   dpid=${dpids[0]}
-  sleep 1
-  for p in "${dpids[@]}"; do kill -0 "$p" || { cat "$work/$db".*.log; exit 1; }; done
   psql_db "$db" -qAtc "SELECT pg_stat_statements_reset(); SELECT pg_stat_reset()" >/dev/null
   xact0=$(psql_db "$db" -qAtc "SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = '$db'")
   cpu0=$(daemons_ticks)
@@ -178,7 +187,8 @@ CONF
       FROM entitlement_sync.key_uploads WHERE state = 'done'")
   hwm=$(awk '/VmHWM/ {print $2}' "/proc/$dpid/status")
   rss_end=$(awk '/VmRSS/ {print $2}' "/proc/$dpid/status")
-  for p in "${dpids[@]}"; do kill -TERM "$p"; wait "$p" || true; done
+  for p in "${dpids[@]}"; do kill -TERM "$p"; done
+  for g in "${dgroups[@]}"; do wait "$g" || true; done
 
   # The limits: the same pages to a plain client, the same rows in one bulk upsert.
   store_line=$(build/bench/esd-bench-store-limit --url "$emu" --ca-file "$work/ca.pem" --keys "$work/keys.csv" \

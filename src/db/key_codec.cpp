@@ -1,6 +1,21 @@
 #include "db/key_codec.hpp"
 
+#include <openssl/sha.h>
+
 namespace esd::db {
+
+std::string stored_key_fingerprint(std::string_view stored) {
+  unsigned char digest[SHA256_DIGEST_LENGTH];
+  SHA256(reinterpret_cast<const unsigned char*>(stored.data()), stored.size(), digest);
+  static constexpr char hex[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(2 * sizeof digest);
+  for (unsigned char b : digest) {
+    out += hex[b >> 4];
+    out += hex[b & 15];
+  }
+  return out;
+}
 
 std::string key_codec::binding(const std::string& user_id, store::key_kind kind) {
   return "user_keys." + std::string(store::to_string(kind)) + "_key:" + user_id;

@@ -7,6 +7,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "store/key_sealing.hpp"
 #include "store/store_id_key.hpp"
@@ -47,5 +48,10 @@ class key_codec {
   mutable std::mutex mutex_;
   std::shared_ptr<const store::keyring> ring_;
 };
+
+// What compare-and-set on user_keys compares a key column with: the SHA-256 of its stored form, in hex
+// (PostgreSQL computes the same with encode(sha256(convert_to(column, 'UTF8')), 'hex')). A claimed job
+// holds these 64 characters instead of a second copy of each key.
+std::string stored_key_fingerprint(std::string_view stored);
 
 }  // namespace esd::db

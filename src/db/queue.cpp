@@ -50,21 +50,25 @@ const char* column(store::key_kind kind) {
   return kind == store::key_kind::collections ? "collections_key" : "purchase_key";
 }
 
+// SQL for stored_key_fingerprint of a user_keys column.
+std::string fingerprint_of(const std::string& col) { return "encode(sha256(convert_to(" + col + ", 'UTF8')), 'hex')"; }
+
 void mark_key_dead_in(pqxx::transaction_base& tx, const std::string& user_id, store::key_kind kind,
-                      const std::string& key, const std::string& reason) {
+                      const std::string& fingerprint, const std::string& reason) {
   const std::string col = column(kind);
   // Only the key that was refused: a newer upload stays alive.
   tx.exec_params("UPDATE entitlement_sync.user_keys SET " + col + "_dead_at = now(), " + col +
-                     "_dead_reason = $3 WHERE user_id = $1 AND " + col + " = $2 AND " + col + "_dead_at IS NULL",
-                 user_id, key, reason);
+                     "_dead_reason = $3 WHERE user_id = $1 AND " + fingerprint_of(col) + " = $2 AND " + col +
+                     "_dead_at IS NULL",
+                 user_id, fingerprint, reason);
 }
 
 }  // namespace
 
-void mark_key_dead(pqxx::connection& c, const std::string& user_id, store::key_kind kind, const std::string& key,
-                   const std::string& reason) {
+void mark_key_dead(pqxx::connection& c, const std::string& user_id, store::key_kind kind,
+                   const std::string& fingerprint, const std::string& reason) {
   pqxx::work tx(c);
-  mark_key_dead_in(tx, user_id, kind, key, reason);
+  mark_key_dead_in(tx, user_id, kind, fingerprint, reason);
   tx.exec_params(
       "UPDATE entitlement_sync.users SET last_error = $2, last_error_at = now() WHERE user_id = $1", user_id,
       reason);
@@ -72,14 +76,14 @@ void mark_key_dead(pqxx::connection& c, const std::string& user_id, store::key_k
 }
 
 bool store_renewed_key(pqxx::connection& c, const std::string& user_id, store::key_kind kind,
-                       const std::string& old_key, const std::string& new_key, store::store_time issued_at,
+                       const std::string& old_fingerprint, const std::string& new_key, store::store_time issued_at,
                        store::store_time expires_at) {
   const std::string col = column(kind);
   pqxx::work tx(c);
   auto r = tx.exec_params("UPDATE entitlement_sync.user_keys SET " + col + " = $3, " + col +
                               "_issued_at = $4::timestamptz, " + col + "_expires_at = $5::timestamptz, " + col +
-                              "_renewed_at = now(), updated_at = now() WHERE user_id = $1 AND " + col + " = $2",
-                          user_id, old_key, new_key, store::to_pg_timestamptz(issued_at),
+                              "_renewed_at = now(), updated_at = now() WHERE user_id = $1 AND " + fingerprint_of(col) + " = $2",
+                          user_id, old_fingerprint, new_key, store::to_pg_timestamptz(issued_at),
                           store::to_pg_timestamptz(expires_at));
   tx.commit();
   return r.affected_rows() == 1;
@@ -106,9 +110,10 @@ std::vector<key_due> keys_due_for_renewal(pqxx::connection& c, std::chrono::seco
         static_cast<double>(renew_after.count()), static_cast<double>(renew_before_expiry.count()),
         static_cast<double>(keep_alive_for.count()), limit);
     for (const auto& row : rows) {
-      key_due d{row[0].as<std::string>(), kind, row[1].as<std::string>(), {}, optional_time(row[2])};
+      const auto stored = row[1].as<std::string>();
+      key_due d{row[0].as<std::string>(), kind, stored_key_fingerprint(stored), {}, optional_time(row[2])};
       std::string error;
-      d.key = codec ? codec->from_stored(d.stored, d.user_id, kind, error).value_or(std::string()) : d.stored;
+      d.key = codec ? codec->from_stored(stored, d.user_id, kind, error).value_or(std::string()) : stored;
       out.push_back(std::move(d));
     }
   }
@@ -336,24 +341,27 @@ std::vector<sync_job> claim_jobs(pqxx::connection& c, const claim_options& o) {
     if (it == jobs.end()) continue;
     auto& job = it->second;
     job.watermark = optional_time(row["watermark"]);
+    // Each key held once: plain, and a fingerprint of the stored form for compare-and-set.
     auto open = [&](const char* column, store::key_kind kind, std::optional<std::string>& plain,
-                    std::optional<std::string>& stored) {
-      if (row[column].is_null()) return;
-      stored = row[column].as<std::string>();
-      if (!o.codec) {
-        plain = stored;
+                    std::optional<std::string>& fingerprint) {
+      const auto& f = row[column];
+      if (f.is_null()) return;
+      const std::string_view stored(f.c_str(), f.size());
+      fingerprint = stored_key_fingerprint(stored);
+      if (!o.codec || !store::is_sealed(stored)) {
+        plain.emplace(stored);
         return;
       }
       std::string error;
-      plain = o.codec->from_stored(*stored, job.user_id, kind, error);
+      plain = o.codec->from_stored(std::string(stored), job.user_id, kind, error);
       if (!plain && kind == store::key_kind::collections) job.key_problems.push_back(error);
     };
-    open("collections_key", store::key_kind::collections, job.collections_key, job.collections_key_stored);
+    open("collections_key", store::key_kind::collections, job.collections_key, job.collections_key_fingerprint);
     job.collections_key_issued_at = optional_time(row["collections_key_issued_at"]);
     job.collections_key_expires_at = optional_time(row["collections_key_expires_at"]);
     if (!row["collections_key_dead"].is_null())
       job.collections_key_dead = row["collections_key_dead"].as<std::string>();
-    open("purchase_key", store::key_kind::purchase, job.purchase_key, job.purchase_key_stored);
+    open("purchase_key", store::key_kind::purchase, job.purchase_key, job.purchase_key_fingerprint);
     job.purchase_key_issued_at = optional_time(row["purchase_key_issued_at"]);
     job.purchase_key_expires_at = optional_time(row["purchase_key_expires_at"]);
     if (!row["purchase_key_dead"].is_null()) job.purchase_key_dead = row["purchase_key_dead"].as<std::string>();
@@ -492,7 +500,7 @@ fail_outcome fail_job(pqxx::connection& c, const sync_job& job, const std::strin
   if (r.affected_rows() == 0) return fail_outcome::lost;  // no longer ours: leave the other outcome alone
   if (dead_key) {
     const auto& key =
-        *dead_key == store::key_kind::collections ? job.collections_key_stored : job.purchase_key_stored;
+        *dead_key == store::key_kind::collections ? job.collections_key_fingerprint : job.purchase_key_fingerprint;
     if (key) mark_key_dead_in(tx, job.user_id, *dead_key, *key, reason);
   }
   tx.exec_params(

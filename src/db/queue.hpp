@@ -49,12 +49,13 @@ struct sync_job {
   bool full_sync = false;
   int attempts = 0;                     // including this one
   std::vector<std::string> key_problems;  // uploaded keys that could not be taken, in plain words
-  std::optional<std::string> collections_key;         // plain, ready to send
-  std::optional<std::string> collections_key_stored;  // as in user_keys (maybe sealed): for compare-and-set
+  std::optional<std::string> collections_key;  // plain, ready to send
+  // stored_key_fingerprint of the column as claimed (maybe sealed): for compare-and-set.
+  std::optional<std::string> collections_key_fingerprint;
   std::optional<store::store_time> collections_key_issued_at, collections_key_expires_at;
   std::optional<std::string> collections_key_dead;  // why and since when the Store refused it
   std::optional<std::string> purchase_key;
-  std::optional<std::string> purchase_key_stored;
+  std::optional<std::string> purchase_key_fingerprint;
   std::optional<store::store_time> purchase_key_issued_at, purchase_key_expires_at;
   std::optional<std::string> purchase_key_dead;
   std::optional<store::store_time> watermark;
@@ -127,20 +128,20 @@ fail_outcome fail_job(pqxx::connection& c, const sync_job& job, const std::strin
               std::optional<std::chrono::system_clock::time_point> retry_at, int max_attempts,
               std::optional<store::key_kind> dead_key = std::nullopt);
 
-// A renewed key replaces the stored one, unless a newer upload replaced it meanwhile (old_stored is no
-// longer what user_keys holds). Both keys are in their stored form. Returns true when stored.
+// A renewed key (in its stored form) replaces the stored one, unless a newer upload replaced it meanwhile
+// (the column's stored_key_fingerprint is no longer old_fingerprint). Returns true when stored.
 bool store_renewed_key(pqxx::connection& c, const std::string& user_id, store::key_kind kind,
-                       const std::string& old_key, const std::string& new_key, store::store_time issued_at,
+                       const std::string& old_fingerprint, const std::string& new_key, store::store_time issued_at,
                        store::store_time expires_at);
 
-// Marks a stored key (in its stored form) dead outside a sync (the renewal sweep).
-void mark_key_dead(pqxx::connection& c, const std::string& user_id, store::key_kind kind, const std::string& key,
-                   const std::string& reason);
+// Marks the stored key with this stored_key_fingerprint dead outside a sync (the renewal sweep).
+void mark_key_dead(pqxx::connection& c, const std::string& user_id, store::key_kind kind,
+                   const std::string& fingerprint, const std::string& reason);
 
 struct key_due {
   std::string user_id;
   store::key_kind kind;
-  std::string stored;  // as in user_keys
+  std::string fingerprint;  // stored_key_fingerprint of the column
   std::string key;     // plain; empty when it could not be opened
   std::optional<store::store_time> expires_at;
 };

@@ -59,7 +59,7 @@ std::string host_header(const https_url& url) {
   return h;
 }
 
-// Takes the body out of `in` (one copy of it in memory while the answer is awaited, not two).
+// Takes the headers and body out of `in` (one copy of them in memory while the answer is awaited, not two).
 std::optional<http::request<http::string_body>> build_message(http_request& in, const https_url& url,
                                                               const client_options& options) {
   http::request<http::string_body> msg;
@@ -72,7 +72,10 @@ std::optional<http::request<http::string_body>> build_message(http_request& in, 
   }
   msg.target(url.target);
   bool has_content_type = false;
-  for (const auto& [name, value] : in.headers) {
+  // Taken out too: the message holds the only copy of the headers (the service token among them).
+  const auto headers = std::move(in.headers);
+  in.headers.clear();
+  for (const auto& [name, value] : headers) {
     if (!is_token(name) || !is_field_value(value)) return std::nullopt;
     msg.insert(name, value);
     if (beast::iequals(name, "content-type")) has_content_type = true;
@@ -204,6 +207,7 @@ asio::awaitable<std::pair<error_code, http_response>> send_on_pool(
     if (!r.ec) {
       if (lease.reused()) ++pool->stats.reused;
       if (r.keep_alive) {
+        lease.conn().stream.release_buffers();
         lease.recycle();
       } else {
         lease.discard();

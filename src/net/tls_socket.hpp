@@ -78,6 +78,9 @@ class tls_socket {
   asio::awaitable<boost::system::error_code> connect(const asio::ip::tcp::resolver::results_type& endpoints);
   asio::awaitable<boost::system::error_code> handshake();
 
+  // Frees the TLS record buffers if they hold nothing (a connection going back to the pool to wait).
+  void release_buffers() { SSL_free_buffers(core_->ssl); }
+
   // Interrupts pending operations with operation_aborted (timed_out if the deadline passed).
   void cancel();
   // Closes the socket without a close_notify (see connection::close).

@@ -48,7 +48,7 @@ struct collections_parse_result {
 collections_parse_result parse_collections_response(std::string_view body);
 
 struct collections_query_v6 {
-  std::string collections_key;  // the player's UserCollectionsId, sent as beneficiaries[0].identityValue
+  std::string_view collections_key;  // the player's UserCollectionsId, sent as beneficiaries[0].identityValue
   std::optional<store_time> modified_after;  // omitted when absent (first or full sync)
   std::vector<std::string> product_types;    // e.g. Application, Durable, Game, UnmanagedConsumable
   std::string validity_type = "All";

@@ -119,8 +119,9 @@ class daemon {
       std::size_t claimed = 0;
       // While a backlog waits (the last claim got all it asked for), claim in batches of at least a quarter
       // of the slots rather than one slot at a time: a claim costs a dozen statements whatever its size.
-      // A batch never waits more than claim_batch_wait for its slots to free up.
-      const int batch = std::max(1, sync_.concurrency / 4);
+      // A batch never waits more than claim_batch_wait for its slots to free up, and holds at most
+      // max_claim_batch players: a claim holds every claimed key several times over while it runs.
+      const int batch = std::clamp(sync_.concurrency / 4, 1, max_claim_batch);
       const auto now = std::chrono::steady_clock::now();
       if (free > 0 && free < batch && backlog_) {
         if (!batch_deadline_) batch_deadline_ = now + claim_batch_wait;
@@ -130,12 +131,13 @@ class daemon {
         batch_deadline_.reset();
         try {
           // Named, not a temporary inside co_await: GCC 12 destroys such temporaries twice.
-          const db::claim_options options{free, owner_, sync_.lease, sync_.max_attempts, cfg_.entra.client_id,
+          const int limit = std::min(free, max_claim_batch);
+          const db::claim_options options{limit, owner_, sync_.lease, sync_.max_attempts, cfg_.entra.client_id,
                                           &codec_};
           auto claim = [&options](pqxx::connection& c) { return db::claim_jobs(c, options); };
           auto jobs = co_await db_.run(claim);
           claimed = jobs.size();
-          backlog_ = static_cast<int>(claimed) == free;
+          backlog_ = static_cast<int>(claimed) == limit;
           for (auto& job : jobs) start(std::move(job));
           claim_failures_ = 0;
         } catch (const std::exception& e) {
@@ -228,21 +230,21 @@ class daemon {
     try {
       // Renewed keys first, whatever the outcome: after a renewal the old key may no longer work.
       for (const auto& r : report.renewed) {
-        const auto& old_stored =
-            r.kind == store::key_kind::collections ? job.collections_key_stored : job.purchase_key_stored;
-        if (!old_stored) continue;
-        auto store_key = [&r, old = *old_stored, fresh = codec_.to_stored(r.new_key, job.user_id, r.kind),
+        const auto& old_fingerprint =
+            r.kind == store::key_kind::collections ? job.collections_key_fingerprint : job.purchase_key_fingerprint;
+        if (!old_fingerprint) continue;
+        auto store_key = [&r, old = *old_fingerprint, fresh = codec_.to_stored(r.new_key, job.user_id, r.kind),
                           user = job.user_id](pqxx::connection& c) {
           return db::store_renewed_key(c, user, r.kind, old, fresh, r.issued_at, r.expires_at);
         };
         co_await db_.run(store_key);
       }
       for (const auto& d : report.dead) {
-        const auto& stored =
-            d.kind == store::key_kind::collections ? job.collections_key_stored : job.purchase_key_stored;
-        if (!stored) continue;
-        auto mark = [&d, key = *stored, user = job.user_id](pqxx::connection& c) {
-          db::mark_key_dead(c, user, d.kind, key, d.reason);
+        const auto& fingerprint =
+            d.kind == store::key_kind::collections ? job.collections_key_fingerprint : job.purchase_key_fingerprint;
+        if (!fingerprint) continue;
+        auto mark = [&d, fp = *fingerprint, user = job.user_id](pqxx::connection& c) {
+          db::mark_key_dead(c, user, d.kind, fp, d.reason);
           return true;
         };
         co_await db_.run(mark);
@@ -591,13 +593,13 @@ class daemon {
         try {
           if (r.outcome == renewal_result::status::renewed) {
             auto store_key = [&d, &r, fresh = codec_.to_stored(r.key, d.user_id, d.kind)](pqxx::connection& c) {
-              return db::store_renewed_key(c, d.user_id, d.kind, d.stored, fresh, r.issued_at, r.expires_at);
+              return db::store_renewed_key(c, d.user_id, d.kind, d.fingerprint, fresh, r.issued_at, r.expires_at);
             };
             co_await db_.run(store_key);
             log::info("keys: sweep renewed " + who);
           } else if (r.outcome == renewal_result::status::dead) {
             auto mark = [&d, &r](pqxx::connection& c) {
-              db::mark_key_dead(c, d.user_id, d.kind, d.stored, r.reason);
+              db::mark_key_dead(c, d.user_id, d.kind, d.fingerprint, r.reason);
               return true;
             };
             co_await db_.run(mark);
@@ -695,6 +697,7 @@ class daemon {
   bool backlog_ = false;  // the last claim found as many ready players as it had room for
   std::optional<std::chrono::steady_clock::time_point> batch_deadline_;  // claim by then even if few are free
   static constexpr std::chrono::milliseconds claim_batch_wait{20};
+  static constexpr int max_claim_batch = 128;
   bool stopping_ = false;
   bool fatal_ = false;
   bool abandoned_ = false;

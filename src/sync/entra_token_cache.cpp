@@ -17,7 +17,7 @@ entra_token_cache::entra_token_cache(store_gateway& gateway, std::string client_
 
 void entra_token_cache::invalidate(const std::string& audience, const std::string& token) {
   auto it = entries_.find(audience);
-  if (it != entries_.end() && it->second.token == token) it->second.token.reset();
+  if (it != entries_.end() && it->second.token && *it->second.token == token) it->second.token.reset();
 }
 
 asio::awaitable<token_answer> entra_token_cache::get(const std::string& audience) {
@@ -33,7 +33,7 @@ asio::awaitable<token_answer> entra_token_cache::get(const std::string& audience
       co_await done->async_wait(asio::as_tuple(asio::use_awaitable));
       if (e.failed_generation == waited_for + 1) {
         if (e.token && std::chrono::steady_clock::now() < e.expires) co_return token_answer{e.token, {}};
-        co_return token_answer{std::nullopt, e.last_error};
+        co_return token_answer{nullptr, e.last_error};
       }
       continue;
     }
@@ -64,9 +64,9 @@ asio::awaitable<token_answer> entra_token_cache::fetch(const std::string& audien
   } else {
     auto parsed = store::parse_entra_token_response(resp.body);
     if (resp.status == 200 && parsed) {
-      answer.access_token = parsed.token->access_token;
       auto lifetime = std::chrono::seconds(std::max<std::int64_t>(parsed.token->expires_in_seconds, 0));
-      e.token = parsed.token->access_token;
+      e.token = std::make_shared<const std::string>(std::move(parsed.token->access_token));
+      answer.access_token = e.token;
       e.expires = std::chrono::steady_clock::now() + lifetime;
       log::info("entra: fetched an access token " + log::field("audience", audience) + " " +
                 log::field("expires_in_s", static_cast<long long>(lifetime.count())));

@@ -18,7 +18,8 @@
 namespace esd::sync {
 
 struct token_answer {
-  std::optional<std::string> access_token;
+  // Shared with the cache: a thousand requests in flight hold one copy of the token, not a thousand.
+  std::shared_ptr<const std::string> access_token;
   std::string error;  // why none could be had, in words; never the secret
 };
 
@@ -41,7 +42,7 @@ class entra_token_cache {
 
  private:
   struct entry {
-    std::optional<std::string> token;
+    std::shared_ptr<const std::string> token;
     std::chrono::steady_clock::time_point expires{};
     bool fetching = false;
     std::uint64_t generation = 0;         // bumped at the end of every fetch

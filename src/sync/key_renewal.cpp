@@ -23,7 +23,7 @@ bool renewal_due(std::optional<store::store_time> issued_at, std::optional<store
   return false;
 }
 
-asio::awaitable<renewal_result> renew_store_id_key(const std::string& key, store::key_kind kind,
+asio::awaitable<renewal_result> renew_store_id_key(std::string_view key, store::key_kind kind,
                                                    store_gateway& gateway, entra_token_cache& tokens,
                                                    const std::string& user_id) {
   renewal_result result;

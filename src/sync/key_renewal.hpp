@@ -30,7 +30,7 @@ bool renewal_due(std::optional<store::store_time> issued_at, std::optional<store
                  std::chrono::seconds renew_after, std::chrono::seconds renew_before_expiry,
                  store::store_time now);
 
-boost::asio::awaitable<renewal_result> renew_store_id_key(const std::string& key, store::key_kind kind,
+boost::asio::awaitable<renewal_result> renew_store_id_key(std::string_view key, store::key_kind kind,
                                                           store_gateway& gateway, entra_token_cache& tokens,
                                                           const std::string& user_id = {});
 

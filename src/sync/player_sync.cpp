@@ -74,14 +74,15 @@ std::optional<store::store_time> modified_after_for(const db::sync_job& job, std
 }
 
 asio::awaitable<std::variant<db::sync_outcome, sync_failure>> sync_collections(const db::sync_job& job,
-                                                                               const std::string& collections_key,
+                                                                               std::string_view collections_key,
                                                                                store_gateway& gateway,
                                                                                entra_token_cache& tokens);
 
 namespace {
 
 // Renews a key that is getting old. A renewal that fails leaves the current key in use while it lasts.
-asio::awaitable<void> renew_if_due(const db::sync_job& job, store::key_kind kind, std::string& key,
+// `key` views the job's key, or the renewed key in report.renewed once renewed.
+asio::awaitable<void> renew_if_due(const db::sync_job& job, store::key_kind kind, std::string_view& key,
                                    const std::optional<store::store_time>& issued,
                                    const std::optional<store::store_time>& expires, store_gateway& gateway,
                                    entra_token_cache& tokens, player_sync_result& report) {
@@ -99,11 +100,11 @@ asio::awaitable<void> renew_if_due(const db::sync_job& job, store::key_kind kind
   switch (r.outcome) {
     case renewal_result::status::renewed:
       log::info("keys: renewed " + who + " " + log::field("expires", utc(r.expires_at)));
-      report.renewed.push_back(renewed_key{kind, key, r.key, r.issued_at, r.expires_at});
-      key = r.key;
+      report.renewed.push_back(renewed_key{kind, std::move(r.key), r.issued_at, r.expires_at});
+      key = report.renewed.back().new_key;
       break;
     case renewal_result::status::dead:
-      report.dead.push_back(dead_key{kind, key, r.reason});
+      report.dead.push_back(dead_key{kind, r.reason});
       log::warning("keys: " + who + " " + log::field("reason", r.reason));
       break;
     case renewal_result::status::refused_host:
@@ -149,9 +150,10 @@ std::optional<sync_failure> refused_in_this_sync(const player_sync_result& repor
 }
 
 // The stored key of one kind, ready to send: checked, then renewed when due. Returns why it cannot be
-// used, if it cannot (also when the Store refused it while renewing).
+// used, if it cannot (also when the Store refused it while renewing). `key` views the job's key or the
+// renewed one in `report` (each held once, however many requests use it).
 asio::awaitable<std::optional<sync_failure>> ready_key(const db::sync_job& job, store::key_kind kind,
-                                                       std::string& key, store_gateway& gateway,
+                                                       std::string_view& key, store_gateway& gateway,
                                                        entra_token_cache& tokens, player_sync_result& report) {
   if (auto problem = unusable_key(job, kind)) co_return problem;
   const bool collections = kind == store::key_kind::collections;
@@ -175,10 +177,11 @@ sync_failure not_attempted(const std::string& what, const sync_failure& key_prob
 asio::awaitable<player_sync_result> sync_player(const db::sync_job& job, store_gateway& gateway,
                                                 entra_token_cache& tokens, const request_recorder& record) {
   player_sync_result report;
+  report.renewed.reserve(2);  // at most one renewal per kind: the keys' views into it stay valid
   const auto& cfg = gateway.cfg();
 
   // The purchase key: renewed when due, then used for grants and subscriptions.
-  std::string purchase_key;
+  std::string_view purchase_key;
   std::optional<sync_failure> purchase_problem =
       co_await ready_key(job, store::key_kind::purchase, purchase_key, gateway, tokens, report);
 
@@ -195,7 +198,7 @@ asio::awaitable<player_sync_result> sync_player(const db::sync_job& job, store_g
       } else {
         r.failure = std::get<sync_failure>(std::move(answer));
         if (r.failure->dead_key) {
-          report.dead.push_back(dead_key{store::key_kind::purchase, purchase_key, r.failure->reason});
+          report.dead.push_back(dead_key{store::key_kind::purchase, r.failure->reason});
           purchase_problem = r.failure;
           r.failure->dead_key.reset();
         }
@@ -211,7 +214,7 @@ asio::awaitable<player_sync_result> sync_player(const db::sync_job& job, store_g
     for (std::size_t i = 1; i < job.key_problems.size(); ++i) reason += "; " + job.key_problems[i];
     collections_problem = permanent("bad_key", std::move(reason));
   }
-  std::string collections_key;
+  std::string_view collections_key;
   std::optional<sync_failure> stored_problem =
       co_await ready_key(job, store::key_kind::collections, collections_key, gateway, tokens, report);
   if (!collections_problem) collections_problem = stored_problem;
@@ -226,7 +229,7 @@ asio::awaitable<player_sync_result> sync_player(const db::sync_job& job, store_g
     } else {
       r.failure = co_await consume_item(job.user_id, t, collections_key, gateway, tokens);
       if (r.failure && r.failure->dead_key) {
-        report.dead.push_back(dead_key{store::key_kind::collections, collections_key, r.failure->reason});
+        report.dead.push_back(dead_key{store::key_kind::collections, r.failure->reason});
         stored_problem = r.failure;
         if (!collections_problem) collections_problem = stored_problem;
         r.failure->dead_key.reset();
@@ -256,7 +259,7 @@ asio::awaitable<player_sync_result> sync_player(const db::sync_job& job, store_g
   report.result = std::move(std::get<0>(both));
   auto& subs = std::get<1>(both);
   if (auto* failure = std::get_if<sync_failure>(&subs); failure && failure->dead_key) {
-    report.dead.push_back(dead_key{store::key_kind::purchase, purchase_key, failure->reason});
+    report.dead.push_back(dead_key{store::key_kind::purchase, failure->reason});
     failure->dead_key.reset();
   }
   if (auto* outcome = std::get_if<db::sync_outcome>(&report.result)) {
@@ -274,7 +277,7 @@ asio::awaitable<player_sync_result> sync_player(const db::sync_job& job, store_g
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmismatched-new-delete"
 asio::awaitable<std::variant<db::sync_outcome, sync_failure>> sync_collections(const db::sync_job& job,
-                                                                               const std::string& collections_key,
+                                                                               std::string_view collections_key,
                                                                                store_gateway& gateway,
                                                                                entra_token_cache& tokens) {
   const auto& cfg = gateway.cfg();

@@ -17,13 +17,13 @@ namespace esd::sync {
 
 struct renewed_key {
   store::key_kind kind;
-  std::string old_key, new_key;
+  std::string new_key;
   store::store_time issued_at, expires_at;
 };
 
 struct dead_key {
   store::key_kind kind;
-  std::string key, reason;
+  std::string reason;
 };
 
 struct player_sync_result {

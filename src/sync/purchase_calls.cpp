@@ -5,6 +5,8 @@
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include <functional>
+
 #include "store/store_error.hpp"
 
 // GCC 12 misreads Asio's coroutine frame allocator as a new/delete mismatch (a known false positive for
@@ -19,10 +21,11 @@ namespace {
 
 // One Store call for a player: budget, token, send; a refused service token is fetched again once, and a
 // 429 with a short Retry-After is waited out (a few times). Returns the answer (any status) or a failure
-// when there was none.
+// when there was none. The body is built for each attempt, so none is held while an answer is awaited
+// besides the one in the request.
 asio::awaitable<std::variant<net::http_response, sync_failure>> call_store(const std::string& user_id,
                                                                            const std::string& url,
-                                                                           const std::string& body,
+                                                                           const std::function<std::string()>& body,
                                                                            const std::string& what,
                                                                            store_gateway& gateway,
                                                                            entra_token_cache& tokens) {
@@ -44,7 +47,7 @@ asio::awaitable<std::variant<net::http_response, sync_failure>> call_store(const
     req.headers.emplace_back("Authorization", "Bearer " + *token.access_token);
     req.headers.emplace_back("Content-Type", "application/json");
     req.headers.emplace_back("Accept", "application/json");
-    req.body = body;
+    req.body = body();
     auto [ec, resp] = co_await gateway.send(std::move(req), user_id);
     if (ec) co_return transient("unreachable", what + ": the Store could not be reached: " + ec.message());
     if (resp.status == 401 && !token_refreshed) {
@@ -102,10 +105,10 @@ sync_failure classify_purchase_answer(const net::http_response& resp, const std:
 #pragma GCC diagnostic ignored "-Wmismatched-new-delete"
 
 asio::awaitable<std::variant<store::grant_answer, sync_failure>> grant_product(
-    const std::string& user_id, const db::grant_task& task, const std::string& purchase_key, store_gateway& gateway,
+    const std::string& user_id, const db::grant_task& task, std::string_view purchase_key, store_gateway& gateway,
     entra_token_cache& tokens) {
   store::grant_request_v6 g;
-  g.purchase_key = purchase_key;
+  g.purchase_key = std::string(purchase_key);
   g.availability_id = task.availability_id;
   g.product_id = task.product_id;
   g.sku_id = task.sku_id;
@@ -116,7 +119,7 @@ asio::awaitable<std::variant<store::grant_answer, sync_failure>> grant_product(
   g.quantity = task.quantity;
   const std::string what = "grant of " + task.product_id + "/" + task.sku_id;
   const std::string url = gateway.cfg().store.purchase_url + "/v6.0/purchases/grant";
-  const std::string body = store::build_grant_request_v6(g);
+  const std::function<std::string()> body = [&g] { return store::build_grant_request_v6(g); };
   auto answer = co_await call_store(user_id, url, body, what, gateway, tokens);
   if (auto* f = std::get_if<sync_failure>(&answer)) co_return std::move(*f);
   const auto& resp = std::get<net::http_response>(answer);
@@ -127,11 +130,13 @@ asio::awaitable<std::variant<store::grant_answer, sync_failure>> grant_product(
 }
 
 asio::awaitable<std::optional<sync_failure>> consume_item(const std::string& user_id, const db::consume_task& task,
-                                                          const std::string& collections_key, store_gateway& gateway,
+                                                          std::string_view collections_key, store_gateway& gateway,
                                                           entra_token_cache& tokens) {
   const std::string what = "consume of item " + task.item_id;
   const std::string url = gateway.cfg().store.collections_url + "/v6.0/collections/consume";
-  const std::string body = store::build_consume_request_v6(collections_key, task.item_id, task.tracking_id);
+  const std::function<std::string()> body = [&] {
+    return store::build_consume_request_v6(collections_key, task.item_id, task.tracking_id);
+  };
   auto answer = co_await call_store(user_id, url, body, what, gateway, tokens);
   if (auto* f = std::get_if<sync_failure>(&answer)) co_return std::move(*f);
   const auto& resp = std::get<net::http_response>(answer);
@@ -140,7 +145,7 @@ asio::awaitable<std::optional<sync_failure>> consume_item(const std::string& use
 }
 
 asio::awaitable<std::variant<std::vector<store::recurrence>, sync_failure>> read_subscriptions(
-    const std::string& user_id, const std::string& purchase_key, store_gateway& gateway, entra_token_cache& tokens) {
+    const std::string& user_id, std::string_view purchase_key, store_gateway& gateway, entra_token_cache& tokens) {
   const auto& cfg = gateway.cfg();
   const std::string url = cfg.store.purchase_url + "/v8.0/b2b/recurrences/query";
   std::vector<store::recurrence> all;
@@ -150,8 +155,8 @@ asio::awaitable<std::variant<std::vector<store::recurrence>, sync_failure>> read
       co_return permanent("too_many_pages", "subscriptions: more than " + std::to_string(cfg.store.max_pages) +
                           " pages ([store] max_pages)");
     const std::string what = "subscriptions (page " + std::to_string(page) + ")";
-    auto answer = co_await call_store(user_id, url, store::build_recurrences_query(purchase_key, continuation), what,
-                                      gateway, tokens);
+    const std::function<std::string()> body = [&] { return store::build_recurrences_query(purchase_key, continuation); };
+    auto answer = co_await call_store(user_id, url, body, what, gateway, tokens);
     if (auto* f = std::get_if<sync_failure>(&answer)) co_return std::move(*f);
     const auto& resp = std::get<net::http_response>(answer);
     if (resp.status != 200) co_return classify_purchase_answer(resp, what, store::key_kind::purchase);

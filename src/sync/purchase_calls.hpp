@@ -21,18 +21,18 @@ namespace esd::sync {
 // POST {purchase_url}/v6.0/purchases/grant with the task's orderId. A lost or malformed answer is transient:
 // sending the same orderId again can never grant twice.
 boost::asio::awaitable<std::variant<store::grant_answer, sync_failure>> grant_product(
-    const std::string& user_id, const db::grant_task& task, const std::string& purchase_key, store_gateway& gateway,
+    const std::string& user_id, const db::grant_task& task, std::string_view purchase_key, store_gateway& gateway,
     entra_token_cache& tokens);
 
 // POST {collections_url}/v6.0/collections/consume with the item and the tracking id; nullopt on 204.
 boost::asio::awaitable<std::optional<sync_failure>> consume_item(const std::string& user_id,
                                                                  const db::consume_task& task,
-                                                                 const std::string& collections_key,
+                                                                 std::string_view collections_key,
                                                                  store_gateway& gateway, entra_token_cache& tokens);
 
 // POST {purchase_url}/v8.0/b2b/recurrences/query, every page.
 boost::asio::awaitable<std::variant<std::vector<store::recurrence>, sync_failure>> read_subscriptions(
-    const std::string& user_id, const std::string& purchase_key, store_gateway& gateway, entra_token_cache& tokens);
+    const std::string& user_id, std::string_view purchase_key, store_gateway& gateway, entra_token_cache& tokens);
 
 // What a non-2xx answer of the purchase side means. `what` names the call ("the grant"), `key` the key
 // sent ("purchase key"); key_kind is the kind a 401 AuthenticationTokenInvalid marks dead.

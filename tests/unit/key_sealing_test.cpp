@@ -11,6 +11,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "db/key_codec.hpp"
 #include "store/key_sealing.hpp"
 #include "store/store_id_key.hpp"
 
@@ -336,4 +337,14 @@ BOOST_AUTO_TEST_CASE(load_file_reads_a_keyring_and_names_the_path_on_failure) {
   }
   std::remove(path.c_str());
   rmdir(dir.c_str());
+}
+
+// The fingerprint compare-and-set uses must be the one PostgreSQL computes with
+// encode(sha256(convert_to(column, 'UTF8')), 'hex') (checked against the database in the keys tests).
+BOOST_AUTO_TEST_CASE(stored_key_fingerprint_is_hex_sha256) {
+  BOOST_TEST(esd::db::stored_key_fingerprint("abc") ==
+             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  BOOST_TEST(esd::db::stored_key_fingerprint("") ==
+             "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+  BOOST_TEST(esd::db::stored_key_fingerprint("esd1:k1:abc") != esd::db::stored_key_fingerprint("esd1:k2:abc"));
 }
