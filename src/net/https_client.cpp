@@ -6,6 +6,7 @@
 #include "net/https_client.hpp"
 
 #include <algorithm>
+#include <array>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/error.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -14,7 +15,7 @@
 #include <boost/beast/core/error.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http/error.hpp>
-#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/write.hpp>
 #include <cctype>
@@ -132,6 +133,64 @@ bool looks_like_closed_by_peer(error_code ec) {
          ec == asio::error::broken_pipe || ec == asio::ssl::error::stream_truncated;
 }
 
+// Gives bytes to the parser; returns how many it took. It stops short at a header cut in two (those bytes
+// come back with the rest of the header) and at the end of the message.
+std::size_t feed(http::response_parser<http::string_body>& parser, asio::const_buffer data, error_code& ec) {
+  std::size_t taken = 0;
+  while (data.size() > 0 && !parser.is_done()) {
+    const std::size_t used = parser.put(data, ec);
+    taken += used;
+    data += used;
+    if (ec == http::error::need_more) {
+      ec = {};
+      break;
+    }
+    if (ec || used == 0) break;
+  }
+  return taken;
+}
+
+// Reads one response. Nothing is allocated until its first bytes are here (with a slow Store, a thousand
+// requests wait at once, and a new connection's session tickets arrive long before the answer), and then
+// everything that has arrived is read and parsed in one go, a whole TLS record per read: a wave of
+// answers is not left half-read, each holding OpenSSL's 17 KB record buffer, while the event loop goes
+// round them 512 bytes at a time as Beast's own read would. Records are decrypted into one buffer per
+// thread and parsed from there; `buffer` keeps only what the parser could not take yet.
+asio::awaitable<error_code> read_response(detail::tls_socket& stream, beast::flat_buffer& buffer,
+                                          http::response_parser<http::string_body>& parser) {
+  using step = detail::tls_socket::step;
+  static thread_local std::array<char, 16 * 1024> scratch;
+  step wait_for = step::want_read;
+  for (;;) {
+    if (auto ec = co_await stream.wait_ready(wait_for)) co_return ec;
+    for (;;) {
+      auto a = stream.read_now(asio::buffer(scratch));
+      if (a.next == step::want_read || a.next == step::want_write) {
+        wait_for = a.next;
+        break;
+      }
+      if (a.next == step::failed) {
+        if (a.ec != asio::error::eof) co_return a.ec;
+        // The server closed: the end of a body delimited by the close, or a cut-off answer.
+        if (!parser.got_some() && buffer.size() == 0) co_return http::error::end_of_stream;
+        error_code ec;
+        parser.put_eof(ec);
+        co_return ec;
+      }
+      asio::const_buffer fresh(scratch.data(), a.bytes);
+      error_code ec;
+      if (buffer.size() == 0) fresh += feed(parser, fresh, ec);
+      if (!ec && fresh.size() > 0) {
+        // Kept: a header cut in two, or bytes beyond the answer (which keep the connection from reuse).
+        buffer.commit(asio::buffer_copy(buffer.prepare(fresh.size()), fresh));
+        if (!parser.is_done()) buffer.consume(feed(parser, buffer.data(), ec));
+      }
+      if (ec) co_return ec;
+      if (parser.is_done()) co_return error_code{};
+    }
+  }
+}
+
 // Write the request and read the whole response, both within request_timeout.
 asio::awaitable<exchange_result> exchange(detail::connection& c, const http::request<http::string_body>& msg,
                                           const detail::connection_pool& pool) {
@@ -158,7 +217,7 @@ asio::awaitable<exchange_result> exchange(detail::connection& c, const http::req
   // The read buffer lives as long as this exchange, not as long as the connection: an idle pooled
   // connection holds no buffer.
   beast::flat_buffer buffer;
-  auto [read_ec, read] = co_await http::async_read(c.stream, buffer, parser, use_tuple);
+  auto read_ec = co_await read_response(c.stream, buffer, parser);
   c.stream.expires_never();
   if (read_ec) {
     out.ec = normalize(read_ec);

@@ -221,4 +221,20 @@ asio::awaitable<error_code> tls_socket::handshake() {
   }
 }
 
+tls_socket::attempt tls_socket::read_now(asio::mutable_buffer b) {
+  core& c = *core_;
+  if (c.expired) return {step::failed, 0, asio::error::timed_out};
+  if (b.size() == 0) return {step::done};
+  return try_read(c, b);
+}
+
+asio::awaitable<error_code> tls_socket::wait_ready(step s) {
+  core& c = *core_;
+  if (c.expired) co_return asio::error::timed_out;
+  if (s == step::want_read && SSL_has_pending(c.ssl) == 1) co_return error_code{};
+  auto wait = s == step::want_write ? asio::socket_base::wait_write : asio::socket_base::wait_read;
+  auto [ec] = co_await c.socket.async_wait(wait, use_tuple);
+  co_return ec ? interrupted(c, ec) : ec;
+}
+
 }  // namespace esd::net::detail

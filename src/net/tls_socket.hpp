@@ -78,6 +78,25 @@ class tls_socket {
   asio::awaitable<boost::system::error_code> connect(const asio::ip::tcp::resolver::results_type& endpoints);
   asio::awaitable<boost::system::error_code> handshake();
 
+  enum class step { done, want_read, want_write, failed };
+  struct attempt {
+    attempt() = default;
+    attempt(step s, std::size_t n = 0, boost::system::error_code e = {}) : next(s), bytes(n), ec(e) {}
+    step next = step::done;
+    std::size_t bytes = 0;
+    boost::system::error_code ec;
+  };
+
+  // One read of what has already arrived, without waiting: done with the bytes read; want_read or
+  // want_write when nothing more can be read until the socket is ready (wait_ready); failed with why
+  // (eof for a close_notify, stream_truncated for a close without one, timed_out past the deadline).
+  attempt read_now(asio::mutable_buffer b);
+
+  // Waits, under the current deadline, until the socket is ready for what read_now asked for (want_read:
+  // the peer sent something or closed; at once when OpenSSL already holds decrypted data). Holds no
+  // buffer meanwhile: a read started before the answer arrives would hold its buffer all along.
+  asio::awaitable<boost::system::error_code> wait_ready(step s);
+
   // Frees the TLS record buffers if they hold nothing (a connection going back to the pool to wait).
   void release_buffers() { SSL_free_buffers(core_->ssl); }
 
@@ -132,14 +151,6 @@ class tls_socket {
     return buffer_type();
   }
 
-  enum class step { done, want_read, want_write, failed };
-  struct attempt {
-    attempt() = default;
-    attempt(step s, std::size_t n = 0, boost::system::error_code e = {}) : next(s), bytes(n), ec(e) {}
-    step next = step::done;
-    std::size_t bytes = 0;
-    boost::system::error_code ec;
-  };
   // One SSL_read_ex / SSL_write_ex, and what it asks for next.
   static attempt try_read(core& c, asio::mutable_buffer b);
   static attempt try_write(core& c, asio::const_buffer b);

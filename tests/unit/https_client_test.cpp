@@ -119,7 +119,10 @@ struct temp_pem_file {
 // Routes: /status/NNN (echoes the body and what it saw of the request), /hang (never answers),
 // /slow (answers after 50 ms), /large/N (N body bytes), /conn-close (Connection: close),
 // /close-after (answers keep-alive, then hangs up without close_notify), /close-after-notify (the same,
-// with a TLS close_notify), /truncated (promises 100 body bytes, sends 10, hangs up).
+// with a TLS close_notify), /truncated (promises 100 body bytes, sends 10, hangs up), /pieces (a raw
+// answer written in three pieces 20 ms apart, the header cut in two), /chunked (chunked, in two pieces),
+// /until-close (no length: the body ends when the server closes, with close_notify), /extra-bytes (an
+// answer followed by stray bytes in the same write).
 
 using server_stream = asio::ssl::stream<beast::tcp_stream>;
 
@@ -193,6 +196,19 @@ class test_server {
     }
   }
 
+  // Writes the pieces 20 ms apart; false when the client went away.
+  static asio::awaitable<bool> write_pieces(server_stream& stream, const std::vector<std::string>& pieces) {
+    for (std::size_t i = 0; i < pieces.size(); ++i) {
+      if (i > 0) {
+        asio::steady_timer t(stream.get_executor(), 20ms);
+        co_await t.async_wait(use_tuple);
+      }
+      auto [ec, n] = co_await asio::async_write(stream, asio::buffer(pieces[i]), use_tuple);
+      if (ec) co_return false;
+    }
+    co_return true;
+  }
+
   // Returns whether to keep the connection open for another request.
   asio::awaitable<bool> respond(server_stream& stream, const http::request<http::string_body>& req) {
     std::string path(req.target());
@@ -206,6 +222,29 @@ class test_server {
       co_await asio::async_write(stream, asio::buffer(raw), use_tuple);
       tcp_layer.close();
       co_return false;
+    }
+    // Raw answers, in pieces. The vectors are named: g++ 12 mishandles temporaries in a co_await expression.
+    if (path == "/pieces") {
+      const std::vector<std::string> pieces{"HTTP/1.1 200 OK\r\nContent-Le", "ngth: 11\r\nX-Piece: yes\r\n\r\nhello",
+                                            " world"};
+      co_return co_await write_pieces(stream, pieces);
+    }
+    if (path == "/chunked") {
+      const std::vector<std::string> pieces{"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n",
+                                            "6\r\n world\r\n0\r\n\r\n"};
+      co_return co_await write_pieces(stream, pieces);
+    }
+    if (path == "/until-close") {
+      const std::vector<std::string> pieces{"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nbody until ", "the close"};
+      co_await write_pieces(stream, pieces);
+      tcp_layer.expires_after(100ms);
+      co_await stream.async_shutdown(use_tuple);
+      tcp_layer.close();
+      co_return false;
+    }
+    if (path == "/extra-bytes") {
+      const std::vector<std::string> pieces{"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokHTTP/1.1 200 OK\r\n"};
+      co_return co_await write_pieces(stream, pieces);
     }
     http::response<http::string_body> res{http::status::ok, 11};
     res.keep_alive(req.keep_alive());
@@ -531,6 +570,36 @@ BOOST_FIXTURE_TEST_CASE(connection_closed_by_server_while_idle_is_retried_once, 
     auto [ec, res] = co_await client.send(once);
     BOOST_TEST(ec.failed());
     BOOST_TEST(client.stats().stale_retries == 2u);
+  }(*this));
+}
+
+// Answers as servers send them: a header cut across packets, chunked bodies, a body ended by the close;
+// the connection is reused after a complete answer, and not after one followed by stray bytes.
+BOOST_FIXTURE_TEST_CASE(answers_in_pieces_chunked_and_ended_by_close, fixture) {
+  run([](fixture& f) -> asio::awaitable<void> {
+    https_client client(f.ioc.get_executor(), f.tls, f.options);
+    auto [ec, res] = co_await client.send(get(f.server.url("/pieces")));
+    BOOST_TEST(!ec, ec.message());
+    BOOST_TEST(res.status == 200u);
+    BOOST_TEST(res.body == "hello world");
+    BOOST_TEST(res.headers["x-piece"] == "yes");
+
+    std::tie(ec, res) = co_await client.send(get(f.server.url("/chunked")));
+    BOOST_TEST(!ec, ec.message());
+    BOOST_TEST(res.body == "hello world");
+    BOOST_TEST(client.stats().tls_handshakes == 1u);  // both on one connection
+
+    std::tie(ec, res) = co_await client.send(get(f.server.url("/extra-bytes")));
+    BOOST_TEST(!ec, ec.message());
+    BOOST_TEST(res.body == "ok");
+    std::tie(ec, res) = co_await client.send(get(f.server.url("/status/204")));
+    BOOST_TEST(!ec, ec.message());
+    BOOST_TEST(res.status == 204u);
+    BOOST_TEST(client.stats().tls_handshakes == 2u);  // the stray bytes closed the first connection
+
+    std::tie(ec, res) = co_await client.send(get(f.server.url("/until-close")));
+    BOOST_TEST(!ec, ec.message());
+    BOOST_TEST(res.body == "body until the close");
   }(*this));
 }
 
