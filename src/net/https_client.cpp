@@ -60,12 +60,21 @@ std::string host_header(const https_url& url) {
   return h;
 }
 
+// What build_message would refuse: a method or header that could break the request's framing.
+bool well_formed(const http_request& in) {
+  if (!is_token(in.method)) return false;
+  if (in.bearer_token && !is_field_value(*in.bearer_token)) return false;
+  return std::all_of(in.headers.begin(), in.headers.end(),
+                     [](const auto& h) { return is_token(h.first) && is_field_value(h.second); });
+}
+
 // Takes the headers and body out of `in` (one copy of them in memory while the answer is awaited, not two).
+// Built once a connection is had, so that requests waiting for one hold no message.
 std::optional<http::request<http::string_body>> build_message(http_request& in, const https_url& url,
                                                               const client_options& options) {
   http::request<http::string_body> msg;
   msg.version(11);
-  if (!is_token(in.method)) return std::nullopt;
+  if (!well_formed(in)) return std::nullopt;
   if (auto verb = http::string_to_verb(in.method); verb != http::verb::unknown) {
     msg.method(verb);
   } else {
@@ -77,7 +86,6 @@ std::optional<http::request<http::string_body>> build_message(http_request& in, 
   const auto headers = std::move(in.headers);
   in.headers.clear();
   for (const auto& [name, value] : headers) {
-    if (!is_token(name) || !is_field_value(value)) return std::nullopt;
     msg.insert(name, value);
     if (beast::iequals(name, "content-type")) has_content_type = true;
   }
@@ -87,6 +95,10 @@ std::optional<http::request<http::string_body>> build_message(http_request& in, 
   msg.erase(http::field::transfer_encoding);
   msg.set(http::field::host, host_header(url));
   msg.set(http::field::user_agent, options.user_agent);
+  if (in.bearer_token) {
+    msg.set(http::field::authorization, "Bearer " + *in.bearer_token);
+    in.bearer_token.reset();
+  }
   if (!in.body.empty() && !has_content_type) msg.set(http::field::content_type, "application/json");
   msg.body() = std::move(in.body);
   msg.prepare_payload();
@@ -248,14 +260,14 @@ asio::awaitable<std::pair<error_code, http_response>> send_on_pool(
   using result = std::pair<error_code, http_response>;
   ++pool->stats.requests;
   auto url = parse_https_url(request.url);
-  if (!url) co_return result{asio::error::invalid_argument, {}};
-  auto msg = build_message(request, *url, pool->options());
-  if (!msg) co_return result{asio::error::invalid_argument, {}};
+  if (!url || !well_formed(request)) co_return result{asio::error::invalid_argument, {}};
 
   // Waiting for a free connection counts against request_timeout.
   const auto wait_deadline = clock::now() + pool->options().request_timeout;
   auto [acquire_ec, lease] = co_await pool->acquire(url->host, url->port, wait_deadline);
   if (acquire_ec) co_return result{acquire_ec, {}};
+  auto msg = build_message(request, *url, pool->options());
+  if (!msg) co_return result{asio::error::invalid_argument, {}};
 
   for (bool retried = false;; retried = true) {
     if (!lease.reused()) {

@@ -41,6 +41,9 @@ struct http_request {
   std::string method = "POST";
   std::string url;   // absolute https:// URL
   std::vector<std::pair<std::string, std::string>> headers;  // besides Host, Content-Length, User-Agent
+  // Sent as "Authorization: Bearer <token>". Shared, not copied: a thousand requests waiting for a
+  // connection hold one copy of the service token between them.
+  std::shared_ptr<const std::string> bearer_token;
   std::string body;
   // When a pooled connection fails before any byte of the response arrived, try once more on a fresh
   // connection. Set only for requests that are safe to repeat.

@@ -49,7 +49,7 @@ asio::awaitable<renewal_result> renew_store_id_key(std::string_view key, store::
   net::http_request req;
   req.method = "POST";
   req.url = refresh_uri;
-  req.headers.emplace_back("Authorization", "Bearer " + *token.access_token);
+  req.bearer_token = token.access_token;
   req.headers.emplace_back("Content-Type", "application/json");
   req.body = json::serialize(json::object{{"serviceTicket", *token.access_token}, {"key", key}});
   auto [ec, resp] = co_await gateway.send(std::move(req), user_id);

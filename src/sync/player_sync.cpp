@@ -7,7 +7,8 @@
 #include <boost/asio/use_awaitable.hpp>
 
 #include <chrono>
-#include <unordered_map>
+#include <iterator>
+#include <numeric>
 
 #include "store/collections.hpp"
 #include "ops/log.hpp"
@@ -66,6 +67,38 @@ sync_failure classify_store_answer(const net::http_response& resp) {
 }
 
 }  // namespace
+
+void keep_newest_per_item(std::vector<store::collection_item>& items) {
+  if (items.size() < 2) return;
+  std::vector<std::uint32_t> order(items.size());
+  std::iota(order.begin(), order.end(), 0u);
+  std::stable_sort(order.begin(), order.end(),
+                   [&items](std::uint32_t a, std::uint32_t b) { return items[a].item_id < items[b].item_id; });
+  std::vector<bool> drop(items.size(), false);
+  bool any = false;
+  for (std::size_t i = 1, best = order[0]; i < order.size(); ++i) {
+    const std::size_t next = order[i];
+    if (items[next].item_id != items[best].item_id) {
+      best = next;
+      continue;
+    }
+    any = true;
+    if (items[next].modified_date >= items[best].modified_date) {  // of equal dates, the later one
+      drop[best] = true;
+      best = next;
+    } else {
+      drop[next] = true;
+    }
+  }
+  if (!any) return;
+  std::size_t kept = 0;
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    if (drop[i]) continue;
+    if (kept != i) items[kept] = std::move(items[i]);
+    ++kept;
+  }
+  items.resize(kept);
+}
 
 std::optional<store::store_time> modified_after_for(const db::sync_job& job, std::chrono::seconds overlap) {
   if (job.full_sync || !job.watermark || job.watermark->is_infinity()) return std::nullopt;
@@ -288,7 +321,6 @@ asio::awaitable<std::variant<db::sync_outcome, sync_failure>> sync_collections(c
   query.max_page_size = cfg.store.max_page_size;
 
   const std::string url = cfg.store.collections_url + "/v6.0/collections/query";
-  std::unordered_map<std::string, std::size_t> index;  // item id -> position in items
   db::sync_outcome outcome;
   bool token_refreshed = false;
 
@@ -309,7 +341,7 @@ asio::awaitable<std::variant<db::sync_outcome, sync_failure>> sync_collections(c
     net::http_request req;
     req.method = "POST";
     req.url = url;
-    req.headers.emplace_back("Authorization", "Bearer " + *token.access_token);
+    req.bearer_token = token.access_token;
     req.headers.emplace_back("Content-Type", "application/json");
     req.headers.emplace_back("Accept", "application/json");
     req.body = store::build_collections_query_v6(query);
@@ -343,15 +375,17 @@ asio::awaitable<std::variant<db::sync_outcome, sync_failure>> sync_collections(c
       co_return transient("bad_answer", "the Store's collections answer made no sense (page " +
                           std::to_string(outcome.pages + 1) + "): " + parsed.error);
     ++outcome.pages;
-    for (auto& item : parsed.page->items) {
+    auto& items = parsed.page->items;
+    for (const auto& item : items) {
       if (!outcome.max_modified || item.modified_date > *outcome.max_modified)
         outcome.max_modified = item.modified_date;
-      auto [it, fresh] = index.emplace(item.item_id, outcome.items.size());
-      if (fresh) {
-        outcome.items.push_back(std::move(item));
-      } else if (item.modified_date >= outcome.items[it->second].modified_date) {
-        outcome.items[it->second] = std::move(item);  // repeated across pages: the newest wins
-      }
+    }
+    // The first page's items are taken as parsed (sized exactly); later pages are appended.
+    if (outcome.items.empty()) {
+      outcome.items = std::move(items);
+    } else {
+      outcome.items.reserve(outcome.items.size() + items.size());
+      std::move(items.begin(), items.end(), std::back_inserter(outcome.items));
     }
     auto next = std::move(parsed.page->continuation_token);
     if (!next) break;
@@ -359,6 +393,7 @@ asio::awaitable<std::variant<db::sync_outcome, sync_failure>> sync_collections(c
       co_return transient("bad_answer", "the Store returned the same continuation token twice");
     query.continuation_token = std::move(next);
   }
+  keep_newest_per_item(outcome.items);  // an item repeated (across pages): the newest wins
   // A watermark in the future would hide items modified before it: never trust one beyond our clock.
   if (outcome.max_modified && !outcome.max_modified->is_infinity() &&
       outcome.max_modified->micros > now_micros())

@@ -54,4 +54,8 @@ boost::asio::awaitable<player_sync_result> sync_player(const db::sync_job& job, 
 // The modifiedAfter we send: nothing on a first or full sync, else the watermark minus the overlap.
 std::optional<store::store_time> modified_after_for(const db::sync_job& job, std::chrono::seconds overlap);
 
+// One item per item id, the Store having repeated some (across pages): the one modified last wins, of
+// equal dates the later one. The others keep their order.
+void keep_newest_per_item(std::vector<store::collection_item>& items);
+
 }  // namespace esd::sync

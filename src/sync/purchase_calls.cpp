@@ -44,7 +44,7 @@ asio::awaitable<std::variant<net::http_response, sync_failure>> call_store(const
     net::http_request req;
     req.method = "POST";
     req.url = url;
-    req.headers.emplace_back("Authorization", "Bearer " + *token.access_token);
+    req.bearer_token = token.access_token;
     req.headers.emplace_back("Content-Type", "application/json");
     req.headers.emplace_back("Accept", "application/json");
     req.body = body();

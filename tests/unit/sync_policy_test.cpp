@@ -43,6 +43,34 @@ BOOST_AUTO_TEST_CASE(retry_after_header_forms) {
   BOOST_TEST(!sync::parse_retry_after("12s", now));
 }
 
+// Items the Store repeats (across pages) are written once: the one modified last, of equal dates the
+// later one; the rest keep their order.
+BOOST_AUTO_TEST_CASE(repeated_items_keep_the_newest) {
+  auto item = [](std::string id, std::int64_t modified, std::string status) {
+    store::collection_item i;
+    i.item_id = std::move(id);
+    i.product_id = "p";
+    i.status = std::move(status);
+    i.modified_date = store::store_time{modified};
+    return i;
+  };
+  std::vector<store::collection_item> items{item("a", 10, "Active"), item("b", 20, "Active"), item("a", 30, "Revoked"),
+                                            item("c", 5, "Active"), item("b", 15, "Expired"), item("c", 5, "Banned")};
+  sync::keep_newest_per_item(items);
+  BOOST_TEST_REQUIRE(items.size() == 3u);
+  BOOST_TEST(items[0].item_id == "b");  // b's newest (20) was its first
+  BOOST_TEST(items[0].status == "Active");
+  BOOST_TEST(items[1].item_id == "a");  // a's newest (30) came later
+  BOOST_TEST(items[1].status == "Revoked");
+  BOOST_TEST(items[2].item_id == "c");  // equal dates: the later one
+  BOOST_TEST(items[2].status == "Banned");
+
+  std::vector<store::collection_item> unique{item("x", 1, "Active"), item("y", 2, "Active")};
+  sync::keep_newest_per_item(unique);
+  BOOST_TEST(unique.size() == 2u);
+  BOOST_TEST(unique[0].item_id == "x");
+}
+
 BOOST_AUTO_TEST_CASE(modified_after_is_the_watermark_minus_the_overlap) {
   db::sync_job job;
   BOOST_TEST(!sync::modified_after_for(job, 300s));  // first sync: everything
