@@ -13,6 +13,36 @@
 
 namespace esd::net {
 
+namespace detail {
+
+namespace {
+
+int slot_index() {
+  static const int index = SSL_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
+  return index;
+}
+
+}  // namespace
+
+void tls_session_slot::attach(SSL* ssl) {
+  SSL_set_ex_data(ssl, slot_index(), this);
+  if (session_) SSL_set_session(ssl, session_);  // takes its own reference
+}
+
+void tls_session_slot::keep(SSL_SESSION* session) {
+  SSL_SESSION_free(session_);
+  session_ = session;
+}
+
+int remember_session(SSL* ssl, SSL_SESSION* session) {
+  auto* slot = static_cast<tls_session_slot*>(SSL_get_ex_data(ssl, slot_index()));
+  if (!slot || SSL_SESSION_is_resumable(session) != 1) return 0;  // 0: OpenSSL keeps its reference
+  slot->keep(session);
+  return 1;
+}
+
+}  // namespace detail
+
 asio::ssl::context make_client_tls_context(const std::string& ca_file) {
   asio::ssl::context ctx(asio::ssl::context::tls_client);
   ctx.set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_compression);
@@ -20,6 +50,9 @@ asio::ssl::context make_client_tls_context(const std::string& ca_file) {
     throw std::runtime_error("TLS setup: cannot require TLS 1.2 or newer");
   }
   ctx.set_verify_mode(asio::ssl::verify_peer);
+  // Sessions are kept per host by the connection pool (tls_session_slot), not in OpenSSL's own cache.
+  SSL_CTX_set_session_cache_mode(ctx.native_handle(), SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
+  SSL_CTX_sess_set_new_cb(ctx.native_handle(), &detail::remember_session);
 
   boost::system::error_code ec;
   ctx.set_default_verify_paths(ec);

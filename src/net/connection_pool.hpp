@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "net/https_client.hpp"
+#include "net/peer_verification.hpp"
 #include "net/tls_socket.hpp"
 
 namespace esd::net::detail {
@@ -54,6 +55,7 @@ struct host_pool {
   std::vector<std::unique_ptr<connection>> idle;  // back() was returned most recently
   std::size_t open = 0;                           // idle + leased + being connected: what the cap counts
   std::list<slot_waiter*> waiters;                // oldest first
+  tls_session_slot tls_session;                   // to resume the next connection's TLS session with
 };
 
 class connection_pool;
@@ -71,6 +73,7 @@ class connection_lease {
 
   connection& conn() const { return *conn_; }
   bool reused() const { return reused_; }  // true: connected already, taken from the pool
+  tls_session_slot& tls_session() const { return host_->tls_session; }  // the host's, to resume
 
   // Closes the current connection and puts a new, unconnected one in its place, keeping the slot.
   void replace_with_fresh();

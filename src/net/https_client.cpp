@@ -106,7 +106,8 @@ std::optional<http::request<http::string_body>> build_message(http_request& in, 
 }
 
 // Resolve, TCP connect and TLS handshake, all within connect_timeout.
-asio::awaitable<error_code> connect(detail::connection& c, const https_url& url, detail::connection_pool& pool) {
+asio::awaitable<error_code> connect(detail::connection& c, const https_url& url, detail::connection_pool& pool,
+                                    detail::tls_session_slot& session) {
   const auto deadline = clock::now() + pool.options().connect_timeout;
 
   // getaddrinfo cannot be interrupted, so the deadline is checked when it returns.
@@ -126,6 +127,7 @@ asio::awaitable<error_code> connect(detail::connection& c, const https_url& url,
   c.stream.expires_at(deadline);
   auto ec = co_await c.stream.connect(endpoints);
   if (!ec) ec = detail::bind_peer_identity(c.stream.native_handle(), url.host);
+  if (!ec) session.attach(c.stream.native_handle());
   if (!ec) ec = co_await c.stream.handshake();
   pool.end_handshake();
   c.stream.expires_never();
@@ -271,8 +273,9 @@ asio::awaitable<std::pair<error_code, http_response>> send_on_pool(
 
   for (bool retried = false;; retried = true) {
     if (!lease.reused()) {
-      if (auto ec = co_await connect(lease.conn(), *url, *pool)) co_return result{ec, {}};
+      if (auto ec = co_await connect(lease.conn(), *url, *pool, lease.tls_session())) co_return result{ec, {}};
       ++pool->stats.tls_handshakes;
+      if (SSL_session_reused(lease.conn().stream.native_handle()) == 1) ++pool->stats.tls_resumed;
     }
     auto r = co_await exchange(lease.conn(), *msg, *pool);
     if (!r.ec) {

@@ -73,6 +73,7 @@ struct client_options {
 struct client_stats {
   std::uint64_t requests = 0;
   std::uint64_t tls_handshakes = 0;   // new connections established
+  std::uint64_t tls_resumed = 0;      // of which resumed an earlier TLS session (abbreviated handshake)
   std::uint64_t reused = 0;           // requests served on a pooled connection
   std::uint64_t stale_retries = 0;
   std::uint64_t peak_handshaking = 0;  // most connects + TLS handshakes under way at once

@@ -100,7 +100,16 @@ tls_core::tls_core(const asio::any_io_executor& ex, SSL_CTX* ctx) : socket(ex), 
   SSL_set_mode(ssl, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
 }
 
-tls_core::~tls_core() { SSL_free(ssl); }
+tls_core::~tls_core() {
+  // Connections end without a close_notify (see connection::close). Said quietly to OpenSSL all the same:
+  // otherwise it takes the unannounced end for a failure and marks the TLS session not resumable, and the
+  // next connection to the host could not resume it.
+  if (SSL_is_init_finished(ssl)) {
+    SSL_set_quiet_shutdown(ssl, 1);
+    SSL_shutdown(ssl);
+  }
+  SSL_free(ssl);
+}
 
 tls_socket::tls_socket(const executor_type& ex, SSL_CTX* ctx) : core_(std::make_shared<tls_core>(ex, ctx)) {}
 

@@ -477,6 +477,29 @@ BOOST_FIXTURE_TEST_CASE(connections_are_not_reused_after_close_idle_timeout_or_c
   }(*this));
 }
 
+// A new connection to a host resumes the TLS session of the last one (no certificate sent or checked
+// again); a session is never offered to another host name, even one served by the same server.
+BOOST_FIXTURE_TEST_CASE(new_connections_resume_the_hosts_last_session, fixture) {
+  run([](fixture& f) -> asio::awaitable<void> {
+    https_client client(f.ioc.get_executor(), f.tls, f.options);
+    auto [ec, res] = co_await client.send(get(f.server.url("/conn-close", "localhost")));
+    BOOST_TEST(!ec, ec.message());
+    BOOST_TEST(client.stats().tls_handshakes == 1u);
+    BOOST_TEST(client.stats().tls_resumed == 0u);
+
+    std::tie(ec, res) = co_await client.send(get(f.server.url("/conn-close", "localhost")));
+    BOOST_TEST(!ec, ec.message());
+    BOOST_TEST(client.stats().tls_handshakes == 2u);
+    BOOST_TEST(client.stats().tls_resumed == 1u);
+
+    std::tie(ec, res) = co_await client.send(get(f.server.url("/status/200", "127.0.0.1")));
+    BOOST_TEST(!ec, ec.message());
+    BOOST_TEST(res.status == 200u);
+    BOOST_TEST(client.stats().tls_handshakes == 3u);
+    BOOST_TEST(client.stats().tls_resumed == 1u);  // another host name: a full handshake
+  }(*this));
+}
+
 BOOST_FIXTURE_TEST_CASE(untrusted_certificate_is_refused, fixture) {
   run([](fixture& f) -> asio::awaitable<void> {
     auto system_trust_only = esd::net::make_client_tls_context("");
