@@ -214,6 +214,13 @@ class daemon {
       co_await record_request(job, r);
     };
     auto report = co_await sync_player(job, gateway_, tokens_, record);
+    co_await finish_job(job, report, started);
+  }
+
+  // What a sync found, written and logged. A coroutine of its own, so that what it needs is not carried
+  // in the frame of every sync while it waits for the Store.
+  asio::awaitable<void> finish_job(const db::sync_job& job, player_sync_result& report,
+                                   std::chrono::steady_clock::time_point started) {
     auto& result = report.result;
     const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started);
     metrics_.observe(metric::sync_duration, static_cast<double>(ms.count()) / 1000.0);

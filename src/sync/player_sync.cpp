@@ -1,7 +1,7 @@
 #include "sync/player_sync.hpp"
 
 #include <boost/asio/as_tuple.hpp>
-#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/co_spawn.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -205,20 +205,13 @@ sync_failure not_attempted(const std::string& what, const sync_failure& key_prob
   return f;
 }
 
-}  // namespace
-
-asio::awaitable<player_sync_result> sync_player(const db::sync_job& job, store_gateway& gateway,
-                                                entra_token_cache& tokens, const request_recorder& record) {
-  player_sync_result report;
-  report.renewed.reserve(2);  // at most one renewal per kind: the keys' views into it stay valid
-  const auto& cfg = gateway.cfg();
-
-  // The purchase key: renewed when due, then used for grants and subscriptions.
-  std::string_view purchase_key;
-  std::optional<sync_failure> purchase_problem =
-      co_await ready_key(job, store::key_kind::purchase, purchase_key, gateway, tokens, report);
-
-  // Grants first, so that the collections query below already sees what they granted.
+// The job's due grant requests, each recorded as soon as the Store has answered it. A purchase key the
+// Store refuses becomes purchase_problem for the rest of the sync. Its own coroutine: a sync without
+// grants (most) carries none of this in its frame while it waits for the Store.
+asio::awaitable<void> carry_out_grants(const db::sync_job& job, std::string_view purchase_key,
+                                       std::optional<sync_failure>& purchase_problem, store_gateway& gateway,
+                                       entra_token_cache& tokens, const request_recorder& record,
+                                       player_sync_result& report) {
   for (const auto& g : job.grants) {
     request_report r{request_kind::grant, g.request_id, g.attempts, std::nullopt, {}, {}};
     if (purchase_problem) {
@@ -239,19 +232,15 @@ asio::awaitable<player_sync_result> sync_player(const db::sync_job& job, store_g
     }
     co_await record(r);
   }
+}
 
-  // The collections key: checked, renewed when due, then used for consume reports and the query.
-  std::optional<sync_failure> collections_problem;
-  if (!job.key_problems.empty()) {
-    std::string reason = job.key_problems.front();
-    for (std::size_t i = 1; i < job.key_problems.size(); ++i) reason += "; " + job.key_problems[i];
-    collections_problem = permanent("bad_key", std::move(reason));
-  }
-  std::string_view collections_key;
-  std::optional<sync_failure> stored_problem =
-      co_await ready_key(job, store::key_kind::collections, collections_key, gateway, tokens, report);
-  if (!collections_problem) collections_problem = stored_problem;
-
+// The job's due consume reports, likewise; a collections key the Store refuses becomes stored_problem
+// (and collections_problem, if there was none).
+asio::awaitable<void> report_consumes(const db::sync_job& job, std::string_view collections_key,
+                                      std::optional<sync_failure>& stored_problem,
+                                      std::optional<sync_failure>& collections_problem, store_gateway& gateway,
+                                      entra_token_cache& tokens, const request_recorder& record,
+                                      player_sync_result& report) {
   for (const auto& t : job.consumes) {
     request_report r{request_kind::consume, t.request_id, t.attempts, std::nullopt, {}, {}};
     if (stored_problem) {
@@ -270,6 +259,51 @@ asio::awaitable<player_sync_result> sync_player(const db::sync_job& job, store_g
     }
     co_await record(r);
   }
+}
+
+using subscriptions_answer = std::variant<std::vector<store::recurrence>, sync_failure>;
+
+// The subscriptions read, running beside the collections query as a coroutine of its own; its answer is
+// awaited once the collection is in. (Awaitable operators would spawn both calls and keep a third frame
+// for the pair: about 2 KB more per sync in flight.)
+struct subscriptions_leg {
+  explicit subscriptions_leg(const asio::any_io_executor& ex) : done(ex, asio::steady_timer::time_point::max()) {}
+  std::optional<subscriptions_answer> answer;
+  asio::steady_timer done;  // cancelled when the answer is in
+};
+
+}  // namespace
+
+asio::awaitable<player_sync_result> sync_player(const db::sync_job& job, store_gateway& gateway,
+                                                entra_token_cache& tokens, const request_recorder& record) {
+  player_sync_result report;
+  report.renewed.reserve(2);  // at most one renewal per kind: the keys' views into it stay valid
+  const auto& cfg = gateway.cfg();
+
+  // The purchase key: renewed when due, then used for grants and subscriptions.
+  std::string_view purchase_key;
+  std::optional<sync_failure> purchase_problem =
+      co_await ready_key(job, store::key_kind::purchase, purchase_key, gateway, tokens, report);
+
+  // Grants first, so that the collections query below already sees what they granted.
+  if (!job.grants.empty())
+    co_await carry_out_grants(job, purchase_key, purchase_problem, gateway, tokens, record, report);
+
+  // The collections key: checked, renewed when due, then used for consume reports and the query.
+  std::optional<sync_failure> collections_problem;
+  if (!job.key_problems.empty()) {
+    std::string reason = job.key_problems.front();
+    for (std::size_t i = 1; i < job.key_problems.size(); ++i) reason += "; " + job.key_problems[i];
+    collections_problem = permanent("bad_key", std::move(reason));
+  }
+  std::string_view collections_key;
+  std::optional<sync_failure> stored_problem =
+      co_await ready_key(job, store::key_kind::collections, collections_key, gateway, tokens, report);
+  if (!collections_problem) collections_problem = stored_problem;
+
+  if (!job.consumes.empty())
+    co_await report_consumes(job, collections_key, stored_problem, collections_problem, gateway, tokens, record,
+                             report);
 
   if (collections_problem) {
     // Its own dead-key mark was made above, through report.dead.
@@ -278,19 +312,34 @@ asio::awaitable<player_sync_result> sync_player(const db::sync_job& job, store_g
     co_return report;
   }
   // Subscriptions, when there is a purchase key to read them with, are read while the collection is
-  // queried: one Store round trip of waiting instead of two, and the parsed items are not held in memory
-  // while the second answer is awaited. They are kept only if the collections query worked.
+  // queried: one Store round trip of waiting instead of two. They are kept only if the collections query
+  // worked.
   if (!cfg.store.subscriptions || purchase_problem) {
     report.result = co_await sync_collections(job, collections_key, gateway, tokens);
     co_return report;
   }
-  using namespace asio::experimental::awaitable_operators;
-  auto collections_call = sync_collections(job, collections_key, gateway, tokens);
-  auto subscriptions_call = read_subscriptions(job.user_id, purchase_key, gateway, tokens);
-  auto both_calls = std::move(collections_call) && std::move(subscriptions_call);
-  auto both = co_await std::move(both_calls);
-  report.result = std::move(std::get<0>(both));
-  auto& subs = std::get<1>(both);
+  const auto ex = co_await asio::this_coro::executor;
+  auto leg = std::make_shared<subscriptions_leg>(ex);
+  asio::co_spawn(ex, read_subscriptions(job.user_id, purchase_key, gateway, tokens),
+                 [leg](std::exception_ptr e, subscriptions_answer answer) {
+                   if (e) {
+                     leg->answer = transient("internal", "subscriptions: the read stopped unexpectedly");
+                   } else {
+                     leg->answer = std::move(answer);
+                   }
+                   leg->done.cancel();
+                 });
+  // The read uses the keys this frame views (a renewed key lives in `report`): it is waited for whatever
+  // happens to the collections query.
+  std::exception_ptr collections_error;
+  try {
+    report.result = co_await sync_collections(job, collections_key, gateway, tokens);
+  } catch (...) {
+    collections_error = std::current_exception();
+  }
+  if (!leg->answer) co_await leg->done.async_wait(asio::as_tuple(asio::use_awaitable));
+  if (collections_error) std::rethrow_exception(collections_error);
+  auto& subs = *leg->answer;
   if (auto* failure = std::get_if<sync_failure>(&subs); failure && failure->dead_key) {
     report.dead.push_back(dead_key{store::key_kind::purchase, failure->reason});
     failure->dead_key.reset();
