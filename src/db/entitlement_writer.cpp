@@ -18,13 +18,17 @@ constexpr std::size_t rows_per_statement = 1000;
 // VALUES list of literals parsed and planned on every call.
 class column {
  public:
-  void text(const std::string& v) {
+  void text(std::string_view v) {
     sep();
     out_ += '"';
-    for (char ch : v) {
-      if (ch == '"' || ch == '\\') out_ += '\\';
-      out_ += ch;
+    // Runs between the characters to escape are appended whole.
+    std::size_t from = 0;
+    for (auto at = v.find_first_of("\"\\"); at != std::string_view::npos; at = v.find_first_of("\"\\", at + 1)) {
+      out_.append(v.substr(from, at - from));
+      out_ += '\\';
+      from = at;  // the character itself starts the next run
     }
+    out_.append(v.substr(from));
     out_ += '"';
   }
   void text_or_null(const std::string& v) {

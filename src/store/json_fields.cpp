@@ -23,11 +23,11 @@ std::string quoted_excerpt(std::string_view s, std::size_t max_chars) {
   return "\"" + printable_excerpt(s, max_chars) + "\"";
 }
 
-std::optional<json::value> parse_json_document(std::string_view text, std::string& error) {
+std::optional<json::value> parse_json_document(std::string_view text, std::string& error, json::storage_ptr sp) {
   json::error_code ec;
   json::value v;
   try {
-    v = json::parse(text, ec);
+    v = json::parse(text, ec, std::move(sp));
   } catch (const std::exception& e) {  // parse reports syntax errors in ec; only allocation throws
     error = std::string("the answer could not be read: ") + e.what();
     return std::nullopt;

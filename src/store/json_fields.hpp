@@ -53,6 +53,9 @@ std::string printable_excerpt(std::string_view s, std::size_t max_chars);
 std::string quoted_excerpt(std::string_view s, std::size_t max_chars = 80);
 
 // Parses a JSON document without throwing; on failure returns nullopt and sets `error` to a sentence.
-std::optional<boost::json::value> parse_json_document(std::string_view text, std::string& error);
+// `sp`: where the document's nodes go (the default heap, or an arena the caller keeps alive as long as the
+// document).
+std::optional<boost::json::value> parse_json_document(std::string_view text, std::string& error,
+                                                      boost::json::storage_ptr sp = {});
 
 }  // namespace esd::store

@@ -77,7 +77,9 @@ std::string build_recurrences_query(std::string_view purchase_key, const std::op
 
 recurrences_parse_result parse_recurrences_response(std::string_view body) {
   recurrences_parse_result r;
-  auto doc = parse_json_document(body, r.error);
+  unsigned char first_block[4096];  // the document's nodes, freed at once (see parse_collections_response)
+  json::monotonic_resource arena(first_block, sizeof first_block);
+  auto doc = parse_json_document(body, r.error, &arena);
   if (!doc) return r;
   if (!doc->is_object()) {
     r.error = "the answer is JSON but not an object";

@@ -86,6 +86,26 @@ BOOST_AUTO_TEST_CASE(first_sync_of_250_items_takes_three_pages_and_is_exact) {
                    "' AND (collections_key IS NOT NULL OR state <> 'done')") == 0);
 }
 
+// Text the Store sends is stored as sent, whatever it holds: the items go to PostgreSQL as array literals,
+// where quotes, backslashes, commas, braces and the word NULL all mean something.
+BOOST_AUTO_TEST_CASE(awkward_text_in_items_is_stored_exactly) {
+  const std::string user = "awkward-text-player";
+  const std::string odd = "a\"b\\c,d{e}f NULL \\\"g\\\\ h\u00e9";
+  boost::json::array items{boost::json::object{
+      {"itemId", "odd-1"}, {"productId", odd}, {"skuId", "NULL"}, {"productType", "Durable"}, {"status", "Active"},
+      {"modifiedDate", "2024-05-01T10:00:00.0000000+00:00"}, {"acquiredDate", "2024-05-01T10:00:00.0000000+00:00"},
+      {"tags", boost::json::array{"x\"y", "p\\q", "", "{}"}}, {"transactionId", "\\"}}};
+  E().emu.put_items(user, boost::json::serialize(items));
+  E().upload(user, E().emu.mint_key(user));
+  drain_ok();
+  const std::string where = " FROM entitlement_sync.entitlements WHERE user_id = '" + user + "' AND item_id = 'odd-1'";
+  BOOST_TEST(*value("SELECT product_id" + where) == odd);
+  BOOST_TEST(*value("SELECT sku_id" + where) == "NULL");
+  BOOST_TEST(*value("SELECT transaction_id" + where) == "\\");
+  BOOST_TEST(*value("SELECT array_length(tags, 1)::text" + where) == "4");
+  BOOST_TEST(*value("SELECT tags[1] || '|' || tags[2] || '|' || tags[3] || '|' || tags[4]" + where) == "x\"y|p\\q||{}");
+}
+
 BOOST_AUTO_TEST_CASE(incremental_sync_fetches_only_what_changed_and_revocations_update_rows) {
   const std::string user = "incremental-player";
   E().emu.put_items(user, emulator_instance::make_items("inc", 30));
