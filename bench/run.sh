@@ -106,7 +106,7 @@ max_connections_per_host = $conns
 [sync]
 concurrency = $inflight
 [log]
-level = warning
+level = ${LOG_LEVEL:-warning}
 ${EXTRA_CONF:-}
 CONF
   build/entitlement-syncd --config "$work/$db.conf" migrate >/dev/null

@@ -106,9 +106,13 @@ std::optional<http::request<http::string_body>> build_message(http_request& in, 
 }
 
 // Resolve, TCP connect and TLS handshake, all within connect_timeout.
+// Resolve, then (once it is this connection's turn) TCP connect and TLS handshake, each part within
+// connect_timeout. Waiting for the turn is bounded by `turn_deadline` (the request's), not connect_timeout:
+// with a slow server and a cold start, the last of hundreds of new connections would otherwise time out
+// in the client's own queue before saying a word to the server.
 asio::awaitable<error_code> connect(detail::connection& c, const https_url& url, detail::connection_pool& pool,
-                                    detail::tls_session_slot& session) {
-  const auto deadline = clock::now() + pool.options().connect_timeout;
+                                    detail::tls_session_slot& session, clock::time_point turn_deadline) {
+  const auto resolve_deadline = clock::now() + pool.options().connect_timeout;
 
   // getaddrinfo cannot be interrupted, so the deadline is checked when it returns.
   asio::ip::tcp::resolver resolver(c.stream.get_executor());
@@ -119,12 +123,12 @@ asio::awaitable<error_code> connect(detail::connection& c, const https_url& url,
       co_await resolver.async_resolve(url.host, service, asio::ip::tcp::resolver::numeric_service, use_tuple);
   if (resolve_ec) co_return resolve_ec;
   if (pool.closed()) co_return asio::error::operation_aborted;
-  if (clock::now() >= deadline) co_return asio::error::timed_out;
+  if (clock::now() >= resolve_deadline) co_return asio::error::timed_out;
 
   // The turn covers the TCP connect too, so that the server never sees a connection sit silent.
-  if (!co_await pool.begin_handshake(deadline))
+  if (!co_await pool.begin_handshake(turn_deadline))
     co_return pool.closed() ? asio::error::operation_aborted : asio::error::timed_out;
-  c.stream.expires_at(deadline);
+  c.stream.expires_at(clock::now() + pool.options().connect_timeout);
   auto ec = co_await c.stream.connect(endpoints);
   if (!ec) ec = detail::bind_peer_identity(c.stream.native_handle(), url.host);
   if (!ec) session.attach(c.stream.native_handle());
@@ -273,7 +277,8 @@ asio::awaitable<std::pair<error_code, http_response>> send_on_pool(
 
   for (bool retried = false;; retried = true) {
     if (!lease.reused()) {
-      if (auto ec = co_await connect(lease.conn(), *url, *pool, lease.tls_session())) co_return result{ec, {}};
+      if (auto ec = co_await connect(lease.conn(), *url, *pool, lease.tls_session(), wait_deadline))
+        co_return result{ec, {}};
       ++pool->stats.tls_handshakes;
       if (SSL_session_reused(lease.conn().stream.native_handle()) == 1) ++pool->stats.tls_resumed;
     }

@@ -61,9 +61,10 @@ struct client_options {
   std::chrono::milliseconds request_timeout{30'000};  // write request + read whole response
   std::size_t max_connections_per_host = 64;          // further requests wait for a free connection
   std::size_t max_idle_per_host = 64;
-  // TLS handshakes under way at once, over all hosts; more wait their turn (within connect_timeout). A
-  // handshake holds ~30 KB of OpenSSL state, an established idle connection ~17 KB: a cold start with a
-  // thousand requests would otherwise peak at all of them handshaking together.
+  // TLS handshakes under way at once, over all hosts; more wait their turn. The wait is the client's own
+  // queue, not the server's slowness: it counts against request_timeout, and connect_timeout starts with
+  // the turn. A handshake holds ~30 KB of OpenSSL state, an established idle connection ~14 KB: a cold
+  // start with a thousand requests would otherwise peak at all of them handshaking together.
   std::size_t max_concurrent_handshakes = 32;
   std::chrono::seconds idle_timeout{60};              // idle pooled connections older than this are closed
   std::size_t max_response_bytes = 16 * 1024 * 1024;  // larger answers fail with message_size

@@ -155,6 +155,7 @@ class test_server {
   int peak_active = 0;
   int handshaking = 0;  // accepted, TLS handshake not finished
   int peak_handshaking = 0;
+  std::chrono::milliseconds handshake_delay{0};  // a slow server: waits this long before its TLS handshake
 
  private:
   asio::awaitable<void> accept_loop() {
@@ -183,6 +184,10 @@ class test_server {
 
     beast::get_lowest_layer(stream).expires_after(5s);
     peak_handshaking = std::max(peak_handshaking, ++handshaking);
+    if (handshake_delay.count() > 0) {
+      asio::steady_timer slow(stream.get_executor(), handshake_delay);
+      co_await slow.async_wait(use_tuple);
+    }
     auto [handshake_ec] = co_await stream.async_handshake(asio::ssl::stream_base::server, use_tuple);
     --handshaking;
     if (handshake_ec) co_return;
@@ -551,6 +556,22 @@ BOOST_FIXTURE_TEST_CASE(request_timeout_against_a_silent_server, fixture) {
     BOOST_TEST(ec == asio::error::timed_out, ec.message());
     BOOST_TEST(res.status == 0u);
     BOOST_TEST((elapsed >= 250ms && elapsed < 1500ms));
+  }(*this));
+}
+
+// Waiting for a handshake turn is the client's own queue: it counts against request_timeout, not
+// connect_timeout, so a slow server does not make the last of many new connections time out unheard.
+BOOST_FIXTURE_TEST_CASE(waiting_for_a_handshake_turn_is_not_a_connect_timeout, fixture) {
+  run([](fixture& f) -> asio::awaitable<void> {
+    f.server.handshake_delay = 100ms;
+    auto options = f.options;
+    options.max_connections_per_host = 6;
+    options.max_concurrent_handshakes = 1;
+    options.connect_timeout = 250ms;  // each handshake fits; six in a row (600 ms and more) would not
+    https_client client(f.ioc.get_executor(), f.tls, options);
+    co_await all_slow_requests_succeed(f, client, 6);
+    BOOST_TEST(client.stats().tls_handshakes == 6u);
+    BOOST_TEST(client.stats().peak_handshaking == 1u);
   }(*this));
 }
 
