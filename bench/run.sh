@@ -9,6 +9,8 @@
 #   SCENARIOS="0:64 100:256 1000:1000" bench/run.sh   # latency_ms:syncs_in_flight, one run each
 #   DAEMONS=2 bench/run.sh                # several daemons sharing the queue (CPU summed, RSS of the first)
 #   EXTRA_CONF=$'[store]\nsubscriptions = off' PG_OPTS='-c synchronous_commit=off' bench/run.sh
+#   DAEMON_WRAPPER="heaptrack -o /tmp/ht" bench/run.sh   # run the daemon under a profiler
+#   LOG_LEVEL=info KEEP=1 TOP_STATEMENTS=1 bench/run.sh  # daemon logs kept in the work directory; busiest SQL
 #
 # Figures: events/s and items/s; upload-to-visible latency (key_uploads.created_at, the INSERT's
 # transaction time, to finished_at, set in the transaction that commits the entitlements) p50/p95/p99
@@ -68,7 +70,7 @@ emu=$(cat "$work/emulator.url")
 ctl() { curl -sS --fail --cacert "$work/ca.pem" -X "$1" "$emu/_emulator/$2" ${3:+-H 'Content-Type: application/json' -d "$3"}; }
 stat() { ctl GET stats | python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
 
-echo "entitlement-syncd benchmark: $players players x $items items, $(nproc) cores, $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
+echo "entitlement-syncd benchmark: $players players x $items items, $(nproc) cores, $(git describe --always --dirty 2>/dev/null || echo '?')"
 echo "PostgreSQL $(as_pg "$pgbin/postgres" --version | awk '{print $3}') (fsync on), emulator, daemon on one machine"
 echo
 
