@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <array>
+#include <optional>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/error.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -178,6 +179,12 @@ asio::awaitable<error_code> read_response(detail::tls_socket& stream, beast::fla
                                           http::response_parser<http::string_body>& parser) {
   using step = detail::tls_socket::step;
   static thread_local std::array<char, 16 * 1024> scratch;
+  if (buffer.size() > 0) {  // what came after an interim answer, in the same read
+    error_code ec;
+    buffer.consume(feed(parser, buffer.data(), ec));
+    if (ec) co_return ec;
+    if (parser.is_done()) co_return error_code{};
+  }
   step wait_for = step::want_read;
   for (;;) {
     if (auto ec = co_await stream.wait_ready(wait_for)) co_return ec;
@@ -228,22 +235,33 @@ asio::awaitable<exchange_result> exchange(detail::connection& c, const http::req
     co_return out;
   }
 
-  http::response_parser<http::string_body> parser;
-  parser.body_limit(options.max_response_bytes);
-  parser.header_limit(64 * 1024);  // Beast's default (8 KiB) is tight for some gateways' headers
-  if (msg.method() == http::verb::head) parser.skip(true);
   // The read buffer lives as long as this exchange, not as long as the connection: an idle pooled
   // connection holds no buffer.
   beast::flat_buffer buffer;
-  auto read_ec = co_await read_response(c.stream, buffer, parser);
+  std::optional<http::response_parser<http::string_body>> parser;
+  error_code read_ec;
+  bool interim_seen = false;
+  for (;;) {
+    parser.emplace();
+    parser->body_limit(options.max_response_bytes);
+    parser->header_limit(64 * 1024);  // Beast's default (8 KiB) is tight for some gateways' headers
+    if (msg.method() == http::verb::head) parser->skip(true);
+    read_ec = co_await read_response(c.stream, buffer, *parser);
+    if (read_ec) break;
+    // An interim answer (100 Continue, 103 Early Hints) is not the answer: the final one follows.
+    const unsigned status = parser->get().result_int();
+    if (status < 100 || status >= 200 || status == 101) break;
+    interim_seen = true;
+  }
   c.stream.expires_never();
   if (read_ec) {
     out.ec = normalize(read_ec);
-    out.nothing_received = !parser.got_some() && buffer.size() == 0 && looks_like_closed_by_peer(read_ec);
+    out.nothing_received =
+        !interim_seen && !parser->got_some() && buffer.size() == 0 && looks_like_closed_by_peer(read_ec);
     co_return out;
   }
 
-  auto& res = parser.get();
+  auto& res = parser->get();
   out.response.status = res.result_int();
   for (const auto& field : res) {
     std::string name(field.name_string());
@@ -256,7 +274,7 @@ asio::awaitable<exchange_result> exchange(detail::connection& c, const http::req
     }
   }
   // Bytes beyond the response would be read as the start of the next one: do not reuse such a connection.
-  out.keep_alive = parser.keep_alive() && buffer.size() == 0;
+  out.keep_alive = parser->keep_alive() && buffer.size() == 0;
   out.response.body = std::move(res.body());
   co_return out;
 }

@@ -240,7 +240,9 @@ tls_socket::attempt tls_socket::read_now(asio::mutable_buffer b) {
 asio::awaitable<error_code> tls_socket::wait_ready(step s) {
   core& c = *core_;
   if (c.expired) co_return asio::error::timed_out;
-  if (s == step::want_read && SSL_has_pending(c.ssl) == 1) co_return error_code{};
+  // Decrypted bytes waiting: no need to wait. (Not SSL_has_pending, which also counts part of a record
+  // not yet decryptable: the read would ask for more at once, and this would never suspend.)
+  if (s == step::want_read && SSL_pending(c.ssl) > 0) co_return error_code{};
   auto wait = s == step::want_write ? asio::socket_base::wait_write : asio::socket_base::wait_read;
   auto [ec] = co_await c.socket.async_wait(wait, use_tuple);
   co_return ec ? interrupted(c, ec) : ec;

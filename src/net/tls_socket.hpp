@@ -93,7 +93,7 @@ class tls_socket {
   attempt read_now(asio::mutable_buffer b);
 
   // Waits, under the current deadline, until the socket is ready for what read_now asked for (want_read:
-  // the peer sent something or closed; at once when OpenSSL already holds decrypted data). Holds no
+  // the peer sent something or closed; at once when OpenSSL already holds decrypted bytes). Holds no
   // buffer meanwhile: a read started before the answer arrives would hold its buffer all along.
   asio::awaitable<boost::system::error_code> wait_ready(step s);
 

@@ -247,6 +247,13 @@ class test_server {
       tcp_layer.close();
       co_return false;
     }
+    if (path == "/early-hints" || path == "/early-hints-together") {
+      const std::string hint = "HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n";
+      const std::string final_answer = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfinal";
+      const std::vector<std::string> pieces = path == "/early-hints" ? std::vector<std::string>{hint, final_answer}
+                                                                     : std::vector<std::string>{hint + final_answer};
+      co_return co_await write_pieces(stream, pieces);
+    }
     if (path == "/extra-bytes") {
       const std::vector<std::string> pieces{"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokHTTP/1.1 200 OK\r\n"};
       co_return co_await write_pieces(stream, pieces);
@@ -614,6 +621,102 @@ BOOST_FIXTURE_TEST_CASE(connection_closed_by_server_while_idle_is_retried_once, 
     auto [ec, res] = co_await client.send(once);
     BOOST_TEST(ec.failed());
     BOOST_TEST(client.stats().stale_retries == 2u);
+  }(*this));
+}
+
+// A TCP relay that passes what the server sends in small pieces, a few milliseconds apart, so that TLS
+// records reach the client cut in parts.
+class splitting_proxy {
+ public:
+  splitting_proxy(asio::io_context& ioc, std::uint16_t target_port)
+      : acceptor_(ioc, {asio::ip::make_address("127.0.0.1"), 0}), target_port_(target_port) {
+    asio::co_spawn(ioc, accept_loop(), rethrow);
+  }
+  std::uint16_t port() const { return acceptor_.local_endpoint().port(); }
+  void stop() {
+    error_code ec;
+    acceptor_.close(ec);
+  }
+
+ private:
+  asio::awaitable<void> accept_loop() {
+    for (;;) {
+      auto [ec, client] = co_await acceptor_.async_accept(use_tuple);
+      if (ec) co_return;
+      auto client_side = std::make_shared<tcp::socket>(std::move(client));
+      auto server_side = std::make_shared<tcp::socket>(acceptor_.get_executor());
+      const tcp::endpoint target(asio::ip::make_address("127.0.0.1"), target_port_);
+      auto [connect_ec] = co_await server_side->async_connect(target, use_tuple);
+      if (connect_ec) continue;
+      asio::co_spawn(acceptor_.get_executor(), pump(client_side, server_side, 0), rethrow);
+      asio::co_spawn(acceptor_.get_executor(), pump(server_side, client_side, 200), rethrow);
+    }
+  }
+  // Copies from `from` to `to`; with `piece` > 0, in pieces of that many bytes, 2 ms apart.
+  static asio::awaitable<void> pump(std::shared_ptr<tcp::socket> from, std::shared_ptr<tcp::socket> to,
+                                    std::size_t piece) {
+    std::array<char, 16 * 1024> data;
+    for (;;) {
+      auto [ec, n] = co_await from->async_read_some(asio::buffer(data), use_tuple);
+      if (ec) break;
+      for (std::size_t at = 0; at < n;) {
+        const std::size_t len = piece == 0 ? n - at : std::min(piece, n - at);
+        auto [write_ec, written] = co_await asio::async_write(*to, asio::buffer(data.data() + at, len), use_tuple);
+        if (write_ec) co_return;
+        at += len;
+        if (piece > 0) {
+          asio::steady_timer pause(to->get_executor(), 2ms);
+          co_await pause.async_wait(use_tuple);
+        }
+      }
+    }
+    error_code ignored;
+    to->shutdown(tcp::socket::shutdown_send, ignored);
+  }
+
+  tcp::acceptor acceptor_;
+  std::uint16_t target_port_;
+};
+
+// TLS records that arrive in pieces: the client waits for the rest of a record instead of asking OpenSSL
+// again and again (which would hold the event loop until the rest came).
+BOOST_FIXTURE_TEST_CASE(tls_records_arriving_in_pieces_are_waited_for, fixture) {
+  splitting_proxy proxy(ioc, server.port());
+  run([&proxy](fixture& f) -> asio::awaitable<void> {
+    https_client client(f.ioc.get_executor(), f.tls, f.options);
+    asio::steady_timer ticker(f.ioc);
+    int ticks = 0;
+    bool reading = true;
+    // Counts event-loop turns while the answer trickles in: a loop that never yields would leave it at 0.
+    asio::co_spawn(f.ioc, [&]() -> asio::awaitable<void> {
+      while (reading) {
+        ticker.expires_after(5ms);
+        co_await ticker.async_wait(use_tuple);
+        ++ticks;
+      }
+    }, rethrow);
+    auto [ec, res] = co_await client.send(get("https://127.0.0.1:" + std::to_string(proxy.port()) + "/large/40000"));
+    reading = false;
+    BOOST_TEST(!ec, ec.message());
+    BOOST_TEST(res.body.size() == 40000u);
+    BOOST_TEST(ticks > 10);  // 40 KB in 200-byte pieces 2 ms apart take about 400 ms
+    proxy.stop();
+  }(*this));
+}
+
+// An interim answer (103 Early Hints) is skipped: the final one is returned, and the connection reused.
+BOOST_FIXTURE_TEST_CASE(interim_answers_are_skipped, fixture) {
+  run([](fixture& f) -> asio::awaitable<void> {
+    https_client client(f.ioc.get_executor(), f.tls, f.options);
+    for (const char* route : {"/early-hints", "/early-hints-together"}) {
+      auto [ec, res] = co_await client.send(get(f.server.url(route)));
+      BOOST_TEST(!ec, route << ": " << ec.message());
+      BOOST_TEST(res.status == 200u, route);
+      BOOST_TEST(res.body == "final", route);
+    }
+    auto [ec, res] = co_await client.send(get(f.server.url("/status/204")));
+    BOOST_TEST(!ec, ec.message());
+    BOOST_TEST(client.stats().tls_handshakes == 1u);
   }(*this));
 }
 
