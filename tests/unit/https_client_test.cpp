@@ -359,6 +359,22 @@ asio::awaitable<void> all_slow_requests_succeed(fixture& f, https_client& client
   }
 }
 
+// Event-loop turns, counted every 5 ms until `counting` is cleared. Shared: it outlives the test body.
+struct tick_counter {
+  explicit tick_counter(asio::io_context& ioc) : timer(ioc) {}
+  asio::steady_timer timer;
+  int ticks = 0;
+  bool counting = true;
+};
+
+asio::awaitable<void> count_ticks(std::shared_ptr<tick_counter> t) {
+  while (t->counting) {
+    t->timer.expires_after(5ms);
+    co_await t->timer.async_wait(use_tuple);
+    ++t->ticks;
+  }
+}
+
 asio::awaitable<void> sleep_for(std::chrono::milliseconds d) {
   asio::steady_timer t(co_await asio::this_coro::executor, d);
   co_await t.async_wait(use_tuple);
@@ -684,22 +700,14 @@ BOOST_FIXTURE_TEST_CASE(tls_records_arriving_in_pieces_are_waited_for, fixture) 
   splitting_proxy proxy(ioc, server.port());
   run([&proxy](fixture& f) -> asio::awaitable<void> {
     https_client client(f.ioc.get_executor(), f.tls, f.options);
-    asio::steady_timer ticker(f.ioc);
-    int ticks = 0;
-    bool reading = true;
     // Counts event-loop turns while the answer trickles in: a loop that never yields would leave it at 0.
-    asio::co_spawn(f.ioc, [&]() -> asio::awaitable<void> {
-      while (reading) {
-        ticker.expires_after(5ms);
-        co_await ticker.async_wait(use_tuple);
-        ++ticks;
-      }
-    }, rethrow);
+    auto ticks = std::make_shared<tick_counter>(f.ioc);
+    asio::co_spawn(f.ioc, count_ticks(ticks), rethrow);
     auto [ec, res] = co_await client.send(get("https://127.0.0.1:" + std::to_string(proxy.port()) + "/large/40000"));
-    reading = false;
+    ticks->counting = false;
     BOOST_TEST(!ec, ec.message());
     BOOST_TEST(res.body.size() == 40000u);
-    BOOST_TEST(ticks > 10);  // 40 KB in 200-byte pieces 2 ms apart take about 400 ms
+    BOOST_TEST(ticks->ticks > 10);  // 40 KB in 200-byte pieces 2 ms apart take about 400 ms
     proxy.stop();
   }(*this));
 }
