@@ -1,4 +1,4 @@
-// Reads a file of ../shared/fixtures/store (the Store's documented wire bodies) for parser tests.
+// Reads a file of tests/fixtures/store (the Store's documented wire bodies) for parser tests.
 #pragma once
 
 #include <boost/test/unit_test.hpp>
