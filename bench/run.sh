@@ -11,6 +11,8 @@
 #   EXTRA_CONF=$'[store]\nsubscriptions = off' PG_OPTS='-c synchronous_commit=off' bench/run.sh
 #   DAEMON_WRAPPER="heaptrack -o /tmp/ht" bench/run.sh   # run the daemon under a profiler
 #   LOG_LEVEL=info KEEP=1 TOP_STATEMENTS=1 bench/run.sh  # daemon logs kept in the work directory; busiest SQL
+#   MODE=drain PLAYERS=1000 SCENARIOS=0:64 bench/run.sh  # the backlog queued first, then `run --drain` until
+#                                         # it exits: events, time and the daemon's peak RSS (no idle or limits)
 #
 # Figures: events/s and items/s; upload-to-visible latency (key_uploads.created_at, the INSERT's
 # transaction time, to finished_at, set in the transaction that commits the entitlements) p50/p95/p99
@@ -24,6 +26,8 @@ items=${ITEMS:-20}
 scenarios=${SCENARIOS:-"0:64 100:256"}
 idle_samples=${IDLE_SAMPLES:-50}
 daemons=${DAEMONS:-1}
+mode=${MODE:-run}
+case "$mode" in run|drain) ;; *) echo "MODE must be run or drain"; exit 2 ;; esac
 # The plain client asks for what the daemon asks for: subscriptions too, unless the config turns them off.
 subscriptions=on
 if grep -Eq '^[[:space:]]*subscriptions[[:space:]]*=[[:space:]]*off' <<<"${EXTRA_CONF:-}"; then subscriptions=off; fi
@@ -32,7 +36,9 @@ if [ "${SKIP_BUILD:-0}" != 1 ]; then
   ./scripts/install-deps.sh >/dev/null
   ./scripts/build.sh build >/dev/null
 fi
-for b in build/entitlement-syncd build/entitlement-store-emulator build/bench/esd-bench-store-limit; do
+needed="build/entitlement-syncd build/entitlement-store-emulator"
+[ "$mode" = drain ] || needed="$needed build/bench/esd-bench-store-limit"
+for b in $needed; do
   [ -x "$b" ] || { echo "missing $b: build first (./scripts/build.sh)"; exit 1; }
 done
 
@@ -115,6 +121,25 @@ CONF
   ctl POST settings "{\"latencyMs\":$latency}" >/dev/null
   ctl POST stats/reset >/dev/null
   psql_db "$db" -qc "CREATE EXTENSION IF NOT EXISTS pg_stat_statements" >/dev/null
+  if [ "$mode" = drain ]; then
+    # The whole backlog waits before the daemon starts; its peak RSS comes from the kernel's accounting
+    # of the exited process (GNU time's %M, in KB), so no moment is missed.
+    tail -n +2 "$work/keys.csv" | psql_db "$db" -qc \
+      "\\copy entitlement_sync.key_uploads (user_id, collections_key, purchase_key) FROM STDIN WITH (FORMAT csv)"
+    t0=$(date +%s.%N)
+    /usr/bin/time -f %M -o "$work/$db.maxrss" ${DAEMON_WRAPPER:-} build/entitlement-syncd --config "$work/$db.conf" \
+      run --drain > "$work/$db.1.log" 2>&1 || { echo "the daemon failed:"; tail "$work/$db.1.log"; exit 1; }
+    t1=$(date +%s.%N)
+    read -r events done failed < <(psql_db "$db" -qAt -F ' ' -c "SELECT count(*), count(*) FILTER (WHERE state = 'done'),
+      count(*) FILTER (WHERE state = 'failed') FROM entitlement_sync.key_uploads")
+    secs=$(python3 -c "print(round($t1 - $t0, 2))")
+    echo "== drain: $players queued, Store latency ${latency} ms, ${inflight} syncs in flight"
+    echo "   events            $events ($done done, $failed failed) in $secs s, daemon start to exit"
+    echo "   throughput        $(python3 -c "print(round($events / max($t1 - $t0, 0.001)))") events/s"
+    echo "   peak RSS          $(( $(tail -n1 "$work/$db.maxrss") / 1024 )) MB (maximum resident set of the exited daemon)"
+    echo
+    continue
+  fi
   dpids=()
   dgroups=()
   for d in $(seq 1 "$daemons"); do

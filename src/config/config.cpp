@@ -82,6 +82,11 @@ constexpr std::array key_specs{
         [](config& c, std::string_view v) { return read_int(v, 1, 1024, c.store.max_connections_per_host); }},
     key_spec{"store", "max_pages",
              [](config& c, std::string_view v) { return read_int(v, 1, 1'000'000, c.store.max_pages); }},
+    // At least one ordinary page; at most what a small machine could hold for a few syncs at once.
+    key_spec{"store", "max_collection_bytes",
+             [](config& c, std::string_view v) {
+               return read_bytes(v, 64 * 1024, 4ull * 1024 * 1024 * 1024, c.store.max_collection_bytes);
+             }},
     key_spec{"store", "player_requests",
              [](config& c, std::string_view v) { return read_int(v, 1, 10000, c.store.player_requests); }},
     key_spec{"store", "player_window",

@@ -57,6 +57,29 @@ std::string describe_duration(millis d) {
   return std::to_string(ms) + "ms";
 }
 
+std::string read_bytes(std::string_view text, std::uint64_t min, std::uint64_t max, std::uint64_t& out) {
+  const std::string_view s = trim(text);
+  std::size_t digits = 0;
+  while (digits < s.size() && s[digits] >= '0' && s[digits] <= '9') ++digits;
+  std::uint64_t n = 0;
+  const auto [end, ec] = std::from_chars(s.data(), s.data() + digits, n);
+  const std::string_view unit = s.substr(digits);
+  std::uint64_t scale = 0;
+  if (unit.empty() || unit == "B")
+    scale = 1;
+  else if (unit == "KB")
+    scale = 1024;
+  else if (unit == "MB")
+    scale = 1024 * 1024;
+  else if (unit == "GB")
+    scale = 1024 * 1024 * 1024;
+  const std::string range = "must be a size from " + std::to_string(min / 1024) + "KB to " +
+                            std::to_string(max / (1024 * 1024)) + "MB (bytes, or with KB, MB or GB)";
+  if (digits == 0 || ec != std::errc{} || scale == 0 || n > max / scale || n * scale < min) return range;
+  out = n * scale;
+  return {};
+}
+
 std::string read_int(std::string_view text, int min, int max, int& out) {
   const std::string range = "must be between " + std::to_string(min) + " and " + std::to_string(max);
   long long n = 0;

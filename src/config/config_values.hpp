@@ -4,6 +4,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <initializer_list>
 #include <string>
 #include <string_view>
@@ -18,6 +19,9 @@ std::string read_millis(std::string_view text, std::chrono::milliseconds min, st
                         std::chrono::milliseconds& out);
 std::string read_seconds(std::string_view text, std::chrono::seconds min, std::chrono::seconds max,
                          std::chrono::seconds& out);
+
+// A size in bytes: digits and an optional unit KB, MB or GB (powers of 1024), such as "32MB".
+std::string read_bytes(std::string_view text, std::uint64_t min, std::uint64_t max, std::uint64_t& out);
 
 // Comma-separated, each entry trimmed; empty entries, inner whitespace and repeats are errors.
 std::string read_list(std::string_view text, std::vector<std::string>& out);

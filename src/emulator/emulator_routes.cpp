@@ -4,6 +4,7 @@
 #include <charconv>
 #include <iostream>
 
+#include "emulator/page_faults.hpp"
 #include "emulator/store_errors.hpp"
 
 namespace esd::emulator {
@@ -91,7 +92,7 @@ routed_answer emulator_routes::handle(const http_request& req, std::string_view 
   }
   routed_answer a;
   if (fault && fault->mode != fault_mode::drop_after) {
-    a = inject(*fault, path, entra_path);
+    a = inject(*fault, path, entra_path, req);
   } else {
     a.delayed = a.counted = true;
     serve(req, path, entra_path, tenant, v2, a);
@@ -124,7 +125,8 @@ void emulator_routes::serve(const http_request& req, std::string_view path, bool
   }
 }
 
-routed_answer emulator_routes::inject(const fault_rule& fault, std::string_view path, bool entra_path) {
+routed_answer emulator_routes::inject(const fault_rule& fault, std::string_view path, bool entra_path,
+                                      const http_request& req) {
   routed_answer a;
   a.delayed = a.counted = true;
   switch (fault.mode) {
@@ -144,6 +146,10 @@ routed_answer emulator_routes::inject(const fault_rule& fault, std::string_view 
       a.response.prepare_payload();
       return a;
     }
+    case fault_mode::cycle:
+    case fault_mode::huge:
+      a.response = page_fault_answer(fault, path == recurrences_path, req);
+      return a;
     case fault_mode::status:
     case fault_mode::drop_after:  // handled by the caller: the real answer, then the drop
       break;

@@ -21,6 +21,10 @@ std::string_view to_string(fault_mode m) {
       return "hang";
     case fault_mode::drop_after:
       return "drop_after";
+    case fault_mode::cycle:
+      return "cycle";
+    case fault_mode::huge:
+      return "huge";
   }
   return "status";
 }
@@ -73,8 +77,12 @@ std::optional<fault_rule> fault_plan::from_json(const json::value& body, std::st
       rule.mode = fault_mode::hang;
     else if (s && *s == "drop_after")
       rule.mode = fault_mode::drop_after;
+    else if (s && *s == "cycle")
+      rule.mode = fault_mode::cycle;
+    else if (s && *s == "huge")
+      rule.mode = fault_mode::huge;
     else {
-      error = "\"mode\" must be one of status, drop, truncate, malformed, hang, drop_after";
+      error = "\"mode\" must be one of status, drop, truncate, malformed, hang, drop_after, cycle, huge";
       return std::nullopt;
     }
   }
@@ -101,6 +109,18 @@ std::optional<fault_rule> fault_plan::from_json(const json::value& body, std::st
       return std::nullopt;
     }
     rule.probability = p;
+  }
+  if (const auto* v = o->if_contains("bytes"); v && !v->is_null()) {
+    const auto n = as_int(v);
+    if (!n || *n < 1 || *n > 256 * 1024 * 1024) {
+      error = "\"bytes\" must be a size in bytes from 1 to 256 MB";
+      return std::nullopt;
+    }
+    rule.bytes = static_cast<std::size_t>(*n);
+  }
+  if (rule.mode == fault_mode::huge && rule.bytes == 0) {
+    error = "mode huge needs \"bytes\", the size of each page";
+    return std::nullopt;
   }
   if (const auto* v = o->if_contains("userId"); v && !v->is_null()) {
     if (!v->is_string()) {
@@ -137,6 +157,7 @@ json::value fault_plan::to_json() const {
     o["probability"] = r.probability;
     o["retryAfter"] = r.retry_after ? json::value(*r.retry_after) : json::value(nullptr);
     o["userId"] = r.user_id ? json::value(*r.user_id) : json::value(nullptr);
+    if (r.mode == fault_mode::huge) o["bytes"] = r.bytes;
     list.push_back(std::move(o));
   }
   return json::object{{"faults", std::move(list)}};

@@ -2,7 +2,7 @@
 // a path (optionally for one player), or `count` of them picked at random with `probability`, answer with a
 // status, drop the connection, truncate the answer, send broken JSON, or never answer; or (drop_after) are
 // carried out as usual, a grant granting and a consume consuming, and then lose their answer: the connection
-// closes before a byte of it is sent.
+// closes before a byte of it is sent. The page loop has its own: continuation cycles and huge pages.
 #pragma once
 
 #include <boost/json/value.hpp>
@@ -13,7 +13,13 @@
 
 namespace esd::emulator {
 
-enum class fault_mode { status, drop, truncate, malformed, hang, drop_after };
+enum class fault_mode {
+  status, drop, truncate, malformed, hang, drop_after,
+  // Page-loop faults of the collections and recurrences queries (page_faults.hpp): a 200 page whose
+  // continuation token leads in a circle, A -> B -> A -> ...; and pages of `bytes` each, continued while
+  // the rule has hits left.
+  cycle, huge,
+};
 
 struct fault_rule {
   std::string path;  // exact request path, or a prefix when it ends in '*'
@@ -23,6 +29,7 @@ struct fault_rule {
   int status = 500;
   std::optional<int> retry_after;      // Retry-After header for mode status
   std::optional<std::string> user_id;  // only requests for this player
+  std::size_t bytes = 0;               // mode huge: the size of each page's answer
 };
 
 class fault_plan {

@@ -89,7 +89,10 @@ Control API (JSON, no auth, never delayed, throttled or faulted):
   GET|POST|DELETE /_emulator/faults           POST {"path","count","mode","status","retryAfter","userId",
                                               "probability"}; mode: status (default, with status), drop,
                                               truncate, malformed, hang, or drop_after (carry the request
-                                              out, then close the connection without answering)
+                                              out, then close the connection without answering);
+                                              page loop (collections and recurrences queries): cycle
+                                              (continuation tokens A -> B -> A ...), or huge with "bytes"
+                                              (pages of that size, continued while hits are left)
   GET|POST /_emulator/settings                {"latencyMs","userBudget":"N/SECONDS"}
   GET  /_emulator/stats, POST /_emulator/stats/reset
 )";

@@ -741,6 +741,7 @@ std::vector<std::string> needs_restart(const config::config& a, const config::co
   check("[store] request_timeout", a.store.request_timeout == b.store.request_timeout);
   check("[store] max_connections_per_host", a.store.max_connections_per_host == b.store.max_connections_per_host);
   check("[store] max_pages", a.store.max_pages == b.store.max_pages);
+  check("[store] max_collection_bytes", a.store.max_collection_bytes == b.store.max_collection_bytes);
   check("[sync] watermark_overlap", a.sync.watermark_overlap == b.sync.watermark_overlap);
   check("[sync] max_inline_wait", a.sync.max_inline_wait == b.sync.max_inline_wait);
   check("[keys] renew_after", a.keys.renew_after == b.keys.renew_after);

@@ -14,6 +14,7 @@
 #include "ops/log.hpp"
 #include "store/store_error.hpp"
 #include "sync/key_renewal.hpp"
+#include "sync/page_bookkeeping.hpp"
 #include "sync/purchase_calls.hpp"
 
 // GCC 12 misreads Asio's coroutine frame allocator as a new/delete mismatch (a known false positive for
@@ -371,6 +372,7 @@ asio::awaitable<std::variant<db::sync_outcome, sync_failure>> sync_collections(c
 
   const std::string url = cfg.store.collections_url + "/v6.0/collections/query";
   db::sync_outcome outcome;
+  page_bookkeeping pages(cfg.store.max_collection_bytes, "the collection");
   bool token_refreshed = false;
 
   while (true) {
@@ -419,6 +421,7 @@ asio::awaitable<std::variant<db::sync_outcome, sync_failure>> sync_collections(c
       co_return failure;
     }
 
+    if (auto over = pages.count_answer(resp.body.size())) co_return std::move(*over);
     auto parsed = store::parse_collections_response(resp.body);
     if (!parsed)
       co_return transient("bad_answer", "the Store's collections answer made no sense (page " +
@@ -438,8 +441,7 @@ asio::awaitable<std::variant<db::sync_outcome, sync_failure>> sync_collections(c
     }
     auto next = std::move(parsed.page->continuation_token);
     if (!next) break;
-    if (query.continuation_token && *query.continuation_token == *next)
-      co_return transient("bad_answer", "the Store returned the same continuation token twice");
+    if (auto cycle = pages.follow(*next)) co_return std::move(*cycle);
     query.continuation_token = std::move(next);
   }
   keep_newest_per_item(outcome.items);  // an item repeated (across pages): the newest wins

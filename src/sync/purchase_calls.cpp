@@ -8,6 +8,7 @@
 #include <functional>
 
 #include "store/store_error.hpp"
+#include "sync/page_bookkeeping.hpp"
 
 // GCC 12 misreads Asio's coroutine frame allocator as a new/delete mismatch (a known false positive for
 // coroutines): the frame is allocated and freed by the same awaitable_frame_base. For every coroutine here.
@@ -150,6 +151,7 @@ asio::awaitable<std::variant<std::vector<store::recurrence>, sync_failure>> read
   const std::string url = cfg.store.purchase_url + "/v8.0/b2b/recurrences/query";
   std::vector<store::recurrence> all;
   std::optional<std::string> continuation;
+  page_bookkeeping pages(cfg.store.max_collection_bytes, "subscriptions");
   for (int page = 1;; ++page) {
     if (page > cfg.store.max_pages)
       co_return permanent("too_many_pages", "subscriptions: more than " + std::to_string(cfg.store.max_pages) +
@@ -160,12 +162,12 @@ asio::awaitable<std::variant<std::vector<store::recurrence>, sync_failure>> read
     if (auto* f = std::get_if<sync_failure>(&answer)) co_return std::move(*f);
     const auto& resp = std::get<net::http_response>(answer);
     if (resp.status != 200) co_return classify_purchase_answer(resp, what, store::key_kind::purchase);
+    if (auto over = pages.count_answer(resp.body.size())) co_return std::move(*over);
     auto parsed = store::parse_recurrences_response(resp.body);
     if (!parsed) co_return transient("bad_answer", what + ": the Store's answer made no sense: " + parsed.error);
     for (auto& r : parsed.page->items) all.push_back(std::move(r));
     if (!parsed.page->continuation_token) break;
-    if (continuation && *continuation == *parsed.page->continuation_token)
-      co_return transient("bad_answer", what + ": the Store returned the same continuation token twice");
+    if (auto cycle = pages.follow(*parsed.page->continuation_token)) co_return std::move(*cycle);
     continuation = std::move(parsed.page->continuation_token);
   }
   // The same recurrence on two pages: keep the last seen.

@@ -99,6 +99,7 @@ BOOST_AUTO_TEST_CASE(defaults) {
   BOOST_TEST(c.store.request_timeout.count() == 30'000);
   BOOST_TEST(c.store.max_connections_per_host == 64);
   BOOST_TEST(c.store.max_pages == 1000);
+  BOOST_TEST(c.store.max_collection_bytes == 32u * 1024 * 1024);
   BOOST_TEST(c.sync.concurrency == 64);
   BOOST_TEST(c.sync.poll_interval.count() == 10);
   BOOST_TEST(c.sync.drain_grace.count() == 30);
@@ -130,6 +131,7 @@ connect_timeout = 250ms
 request_timeout = 2m
 max_connections_per_host = 1024
 max_pages = 5
+max_collection_bytes = 8MB
 [sync]
 concurrency = 4096
 poll_interval = 2h
@@ -159,6 +161,7 @@ level = debug
   BOOST_TEST(c.store.request_timeout.count() == 120'000);
   BOOST_TEST(c.store.max_connections_per_host == 1024);
   BOOST_TEST(c.store.max_pages == 5);
+  BOOST_TEST(c.store.max_collection_bytes == 8u * 1024 * 1024);
   BOOST_TEST(c.sync.concurrency == 4096);
   BOOST_TEST(c.sync.poll_interval.count() == 7200);
   BOOST_TEST(c.sync.drain_grace.count() == 0);
@@ -195,6 +198,16 @@ BOOST_AUTO_TEST_CASE(durations) {
   }
 }
 
+BOOST_AUTO_TEST_CASE(sizes) {
+  for (const auto& [text, bytes] : std::vector<std::pair<std::string, std::uint64_t>>{
+           {"65536", 65536}, {"100000B", 100000}, {"64KB", 65536}, {"32MB", 32u << 20}, {"2GB", 2ull << 30}}) {
+    BOOST_TEST_CONTEXT(text) {
+      const config c = parse_config(required + "[store]\nmax_collection_bytes = " + text + "\n", "x.conf");
+      BOOST_TEST(c.store.max_collection_bytes == bytes);
+    }
+  }
+}
+
 BOOST_AUTO_TEST_CASE(errors_name_key_and_line) {
   struct bad_case {
     std::string text;
@@ -224,6 +237,12 @@ BOOST_AUTO_TEST_CASE(errors_name_key_and_line) {
        "test.conf:7: [sync] concurrency = 12abc: is not a whole number"},
       {required + "[store]\nmax_page_size = 101\n", "store.max_page_size", 7,
        "test.conf:7: [store] max_page_size = 101: must be between 1 and 100"},
+      {required + "[store]\nmax_collection_bytes = 1000\n", "store.max_collection_bytes", 7,
+       "test.conf:7: [store] max_collection_bytes = 1000: must be a size from 64KB to 4096MB"},
+      {required + "[store]\nmax_collection_bytes = 5GB\n", "store.max_collection_bytes", 7,
+       "test.conf:7: [store] max_collection_bytes = 5GB: must be a size from 64KB to 4096MB"},
+      {required + "[store]\nmax_collection_bytes = 32M\n", "store.max_collection_bytes", 7,
+       "test.conf:7: [store] max_collection_bytes = 32M: must be a size from 64KB to 4096MB"},
       {required + "[store]\nproduct_types = Durable,,Game\n", "store.product_types", 7,
        "test.conf:7: [store] product_types = Durable,,Game: has an empty entry"},
       {required + "[store]\nproduct_types = Durable Game\n", "store.product_types", 7,

@@ -29,6 +29,7 @@ BOOST_AUTO_TEST_CASE(the_example_config_is_valid_and_shows_the_defaults) {
   BOOST_TEST(c.store.request_timeout.count() == d.store.request_timeout.count());
   BOOST_TEST(c.store.max_connections_per_host == d.store.max_connections_per_host);
   BOOST_TEST(c.store.max_pages == d.store.max_pages);
+  BOOST_TEST(c.store.max_collection_bytes == d.store.max_collection_bytes);
   BOOST_TEST(c.store.subscriptions == d.store.subscriptions);
   BOOST_TEST(c.sync.concurrency == d.sync.concurrency);
   BOOST_TEST(c.sync.poll_interval.count() == d.sync.poll_interval.count());
