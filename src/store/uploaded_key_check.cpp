@@ -104,7 +104,7 @@ uploaded_key_check check_uploaded_key(std::string_view key, key_kind expected, s
   if (claims.expires_at - now_s > key_bounds::max_lifetime_ahead)
     return {"is not a valid Microsoft Store ID key: its exp claim (" + utc_text(claims.expires_at) +
                 ") is more than " +
-                std::to_string(key_bounds::max_lifetime_ahead / 86400) + " days away; Store ID keys live 90 days",
+                std::to_string(key_bounds::max_lifetime_ahead / 86400) + " days away; no Store ID key lives that long",
             {}, {}};
   if (claims.issued_at - now_s > key_bounds::max_issued_ahead)
     return {"is not a valid Microsoft Store ID key: its iat claim (" + utc_text(claims.issued_at) +

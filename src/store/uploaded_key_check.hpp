@@ -21,7 +21,7 @@ namespace key_bounds {
 // timestamptz and the Store's own date form.
 inline constexpr std::int64_t earliest_time = 0;
 inline constexpr std::int64_t latest_time = 253402300799;
-// Store ID keys live 90 days; a later exp is forged.
+// Far beyond the lifetime of any key the Store issues; a later exp is forged.
 inline constexpr std::int64_t max_lifetime_ahead = 366 * 86400;
 // Clock skew between the Store and us, generously.
 inline constexpr std::int64_t max_issued_ahead = 86400;

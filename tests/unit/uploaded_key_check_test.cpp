@@ -86,7 +86,7 @@ BOOST_AUTO_TEST_CASE(times_outside_the_database_range_name_the_claim) {
 }
 
 BOOST_AUTO_TEST_CASE(times_in_range_but_absurd_are_refused) {
-  // Keys live 90 days; an exp more than 366 days away is forged.
+  // No key lives a year; an exp more than 366 days away is forged.
   BOOST_TEST(bool(check_uploaded_key(key_of(with("exp", std::to_string(now + 366 * day))), key_kind::collections,
                                      now, client)));
   BOOST_TEST(mentions(problem_of(key_of(with("exp", std::to_string(now + 367 * day)))), "more than 366 days away"));
