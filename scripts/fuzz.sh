@@ -13,11 +13,11 @@ cd "$(dirname "$0")/.."
 seconds=${1:-60}
 shift || true
 targets=("$@")
-((${#targets[@]})) || targets=(collections store_date store_id_key config)
+((${#targets[@]})) || targets=(collections store_date store_id_key uploaded_key_check config)
 [[ $seconds =~ ^[0-9]+$ ]] || { echo "usage: $0 [SECONDS_PER_TARGET] [TARGET...]" >&2; exit 2; }
 
 # Input size limits: a little above the largest real input of each kind.
-declare -A max_len=([collections]=8192 [store_date]=64 [store_id_key]=4096 [config]=8192)
+declare -A max_len=([collections]=8192 [store_date]=64 [store_id_key]=4096 [uploaded_key_check]=4096 [config]=8192)
 
 # The build's own dependencies, then clang and its libFuzzer/sanitizer runtimes (Debian 12).
 ./scripts/install-deps.sh

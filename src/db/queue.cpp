@@ -3,7 +3,9 @@
 #include <algorithm>
 #include <map>
 
+#include "ops/log.hpp"
 #include "store/store_id_key.hpp"
+#include "store/uploaded_key_check.hpp"
 
 namespace esd::db {
 
@@ -12,32 +14,16 @@ namespace {
 // pg_advisory_xact_lock key that serializes claims across daemons: "esd_claim".
 constexpr long long claim_lock_key = 0x6573645f636c6169LL;
 
-std::string utc_text(std::int64_t epoch_seconds) {
-  return store::format_store_date(store::store_time{epoch_seconds * 1'000'000});
-}
-
-// A key as uploaded, checked before we keep it. Returns the problem in words, or empty when usable.
-std::string check_uploaded_key(const std::string& key, store::key_kind expected, std::int64_t event_id,
+// An uploaded key checked before it is kept: the problem in words, or empty when it may be.
+std::string check_key_of_event(const std::string& key, store::key_kind expected, std::int64_t event_id,
                                std::int64_t now_s, const std::string& client_id,
                                std::optional<store::store_time>& issued, std::optional<store::store_time>& expires) {
-  const std::string column = expected == store::key_kind::collections ? "collections_key" : "purchase_key";
-  const std::string where = "the " + column + " uploaded in event " + std::to_string(event_id);
-  auto decoded = store::decode_store_id_key(key);
-  if (!decoded) return where + " is not a valid Microsoft Store ID key: " + decoded.error;
-  const auto& claims = *decoded.claims;
-  if (claims.kind != expected)
-    return where + " is a " + std::string(store::to_string(claims.kind)) + " key (aud " + claims.audience +
-           "); the game client must send its UserCollectionsId as collections_key and its UserPurchaseId as "
-           "purchase_key";
-  if (!client_id.empty() && claims.client_id != client_id)
-    return where + " was created for another Entra application (InconsistentClientId: the key's clientId is " +
-           claims.client_id + ", this service uses " + client_id +
-           "); the game client must request its key with the client id in [entra] client_id";
-  if (claims.expires_at <= now_s)
-    return where + " had already expired at " + utc_text(claims.expires_at) +
-           "; the game client must request a new key from the Store and upload it";
-  issued = store::store_time{claims.issued_at * 1'000'000};
-  expires = store::store_time{claims.expires_at * 1'000'000};
+  auto checked = store::check_uploaded_key(key, expected, now_s, client_id);
+  if (!checked)
+    return "the " + std::string(expected == store::key_kind::collections ? "collections_key" : "purchase_key") +
+           " uploaded in event " + std::to_string(event_id) + " " + checked.problem;
+  issued = checked.issued_at;
+  expires = checked.expires_at;
   return {};
 }
 
@@ -168,9 +154,16 @@ std::string pg_array(const std::vector<std::optional<std::string>>& values) {
   return out;
 }
 
-}  // namespace
+// A statement refused because of what a row holds (a value out of range, a constraint, a row too big for
+// an index), rather than because of the connection or the server.
+bool refused_by_data(const pqxx::sql_error& e) {
+  const std::string_view state = e.sqlstate();
+  return state.starts_with("22") || state.starts_with("23") || state.starts_with("54");
+}
 
-std::vector<sync_job> claim_jobs(pqxx::connection& c, const claim_options& o) {
+// The claim; with keys_one_by_one, each player's keys are stored in a savepoint of their own, and a player
+// whose keys the database refuses keeps its old ones and gets the reason as a key problem.
+std::vector<sync_job> claim(pqxx::connection& c, const claim_options& o, bool keys_one_by_one) {
   pqxx::work tx(c);
   tx.exec("SELECT pg_advisory_xact_lock(" + std::to_string(claim_lock_key) + ")");
 
@@ -240,7 +233,7 @@ std::vector<sync_job> claim_jobs(pqxx::connection& c, const claim_options& o) {
     // Rows come oldest first, so a later valid key replaces an earlier one.
     if (!row["collections_key"].is_null()) {
       std::optional<store::store_time> issued, expires;
-      auto problem = check_uploaded_key(row["collections_key"].as<std::string>(), store::key_kind::collections,
+      auto problem = check_key_of_event(row["collections_key"].as<std::string>(), store::key_kind::collections,
                                         id, now_s, o.expected_client_id, issued, expires);
       if (problem.empty()) {
         keys.collections = row["collections_key"].as<std::string>();
@@ -252,7 +245,7 @@ std::vector<sync_job> claim_jobs(pqxx::connection& c, const claim_options& o) {
     }
     if (!row["purchase_key"].is_null()) {
       std::optional<store::store_time> issued, expires;
-      auto problem = check_uploaded_key(row["purchase_key"].as<std::string>(), store::key_kind::purchase, id,
+      auto problem = check_key_of_event(row["purchase_key"].as<std::string>(), store::key_kind::purchase, id,
                                         now_s, o.expected_client_id, issued, expires);
       if (problem.empty()) {
         keys.purchase = row["purchase_key"].as<std::string>();
@@ -261,6 +254,13 @@ std::vector<sync_job> claim_jobs(pqxx::connection& c, const claim_options& o) {
       } else {
         job.key_problems.push_back(problem);
       }
+    }
+  }
+
+  for (auto& [user, job] : jobs) {
+    if (auto problem = store::check_user_id(user); !problem.empty()) {
+      job.key_problems.insert(job.key_problems.begin(), problem + "; the game backend must upload it with a valid one");
+      uploaded.erase(user);
     }
   }
 
@@ -274,18 +274,21 @@ std::vector<sync_job> claim_jobs(pqxx::connection& c, const claim_options& o) {
     return o.codec->to_stored(*key, user, kind);
   };
   // Every player's new keys in one statement.
-  std::vector<std::optional<std::string>> k_user, k_c, k_ci, k_ce, k_p, k_pi, k_pe;
+  struct key_rows {
+    std::vector<std::optional<std::string>> user, c, ci, ce, p, pi, pe;
+    key_rows only(std::size_t i) const { return {{user[i]}, {c[i]}, {ci[i]}, {ce[i]}, {p[i]}, {pi[i]}, {pe[i]}}; }
+  } rows;
   for (const auto& [user, keys] : uploaded) {
     if (!keys.collections && !keys.purchase) continue;
-    k_user.emplace_back(user);
-    k_c.push_back(seal(keys.collections, user, store::key_kind::collections));
-    k_ci.push_back(ts(keys.c_issued));
-    k_ce.push_back(ts(keys.c_expires));
-    k_p.push_back(seal(keys.purchase, user, store::key_kind::purchase));
-    k_pi.push_back(ts(keys.p_issued));
-    k_pe.push_back(ts(keys.p_expires));
+    rows.user.emplace_back(user);
+    rows.c.push_back(seal(keys.collections, user, store::key_kind::collections));
+    rows.ci.push_back(ts(keys.c_issued));
+    rows.ce.push_back(ts(keys.c_expires));
+    rows.p.push_back(seal(keys.purchase, user, store::key_kind::purchase));
+    rows.pi.push_back(ts(keys.p_issued));
+    rows.pe.push_back(ts(keys.p_expires));
   }
-  if (!k_user.empty()) {
+  const auto store_keys = [&tx](const key_rows& k) {
     tx.exec_params(
         "INSERT INTO entitlement_sync.user_keys AS k (user_id, collections_key, collections_key_issued_at, "
         "  collections_key_expires_at, purchase_key, purchase_key_issued_at, purchase_key_expires_at) "
@@ -310,8 +313,27 @@ std::vector<sync_job> claim_jobs(pqxx::connection& c, const claim_options& o) {
         "  purchase_key_dead_reason = CASE WHEN EXCLUDED.purchase_key IS NULL "
         "    THEN k.purchase_key_dead_reason END, "
         "  updated_at = now()",
-        pg_array(k_user), pg_array(k_c), pg_array(k_ci), pg_array(k_ce), pg_array(k_p), pg_array(k_pi),
-        pg_array(k_pe));
+        pg_array(k.user), pg_array(k.c), pg_array(k.ci), pg_array(k.ce), pg_array(k.p), pg_array(k.pi),
+        pg_array(k.pe));
+  };
+  if (!keys_one_by_one) {
+    if (!rows.user.empty()) store_keys(rows);
+  } else {
+    for (std::size_t i = 0; i < rows.user.size(); ++i) {
+      // Plain SAVEPOINT statements: libpqxx 6's subtransaction opens its savepoint only on exec(), not
+      // on exec_params().
+      tx.exec("SAVEPOINT player_keys");
+      try {
+        store_keys(rows.only(i));
+        tx.exec("RELEASE SAVEPOINT player_keys");
+      } catch (const pqxx::sql_error& e) {
+        if (!refused_by_data(e)) throw;
+        tx.exec("ROLLBACK TO SAVEPOINT player_keys");
+        jobs[*rows.user[i]].key_problems.push_back(
+            "the keys uploaded for this player could not be stored: the database refused them (SQLSTATE " +
+            e.sqlstate() + "); the game client must upload new keys");
+      }
+    }
   }
 
   // The queue rows stop holding keys the moment they are claimed.
@@ -429,6 +451,22 @@ std::vector<sync_job> claim_jobs(pqxx::connection& c, const claim_options& o) {
   out.reserve(jobs.size());
   for (auto& [user, job] : jobs) out.push_back(std::move(job));
   return out;
+}
+
+}  // namespace
+
+std::vector<sync_job> claim_jobs(pqxx::connection& c, const claim_options& o) {
+  try {
+    return claim(c, o, false);
+  } catch (const pqxx::sql_error& e) {
+    if (!refused_by_data(e)) throw;
+    // Only the code: the server's message can quote the refused row, keys included.
+    log::warning("claim: the database refused a row of the batched claim (SQLSTATE " + e.sqlstate() +
+                 "); claiming again with each player's keys stored on its own");
+  }
+  // A row the checks let through was refused: the cost of one player at a time is paid only now, so that
+  // only that player's sync fails.
+  return claim(c, o, true);
 }
 
 std::optional<double> seconds_until_next_due(pqxx::connection& c) {

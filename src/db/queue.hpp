@@ -72,6 +72,9 @@ struct claim_options {
   const key_codec* codec = nullptr;     // how user_keys holds keys; nullptr: plain text
 };
 
+// One upload never fails the claim: a key store::check_uploaded_key refuses, a user_id check_user_id refuses,
+// or keys the database refuses (the claim is then taken again, each player's keys stored on its own) become
+// that player's key_problems, and only its sync fails.
 std::vector<sync_job> claim_jobs(pqxx::connection& c, const claim_options& o);
 
 // How one grant or consume request ended this time.

@@ -187,7 +187,8 @@ key_decode_result decode_store_id_key(std::string_view jwt) {
   };
   for (auto [name, out] :
        {text_claim{"iss", &claims.issuer}, text_claim{"clientId", &claims.client_id},
-        text_claim{"userId", &claims.user_id}, text_claim{"refreshUri", &claims.refresh_uri}}) {
+        text_claim{"userId", &claims.user_id}, text_claim{"refreshUri", &claims.refresh_uri},
+        text_claim{"payload", &claims.payload}}) {
     std::string full = name == "iss" ? std::string(name) : std::string(claim_prefix) + std::string(name);
     const json::value* v = claims_json->if_contains(full);
     if (!v) continue;  // optional: absent claims stay empty

@@ -22,6 +22,7 @@ struct store_id_key_claims {
   std::string client_id;    // http://schemas.microsoft.com/marketplace/2015/08/claims/key/clientId
   std::string user_id;      // .../claims/key/userId (opaque, not the game's user id)
   std::string refresh_uri;  // .../claims/key/refreshUri (untrusted: check its host before use)
+  std::string payload;      // .../claims/key/payload (sealed by the Store, opaque to us)
   std::int64_t issued_at = 0;   // iat, seconds since the epoch
   std::int64_t not_before = 0;  // nbf
   std::int64_t expires_at = 0;  // exp
