@@ -91,7 +91,7 @@ routed_answer emulator_routes::handle(const http_request& req, std::string_view 
   }
   routed_answer a;
   if (fault && fault->mode != fault_mode::drop_after) {
-    a = inject(*fault, path, entra_path);
+    a = inject(*fault, req, path, entra_path);
   } else {
     a.delayed = a.counted = true;
     serve(req, path, entra_path, tenant, v2, a);
@@ -124,7 +124,8 @@ void emulator_routes::serve(const http_request& req, std::string_view path, bool
   }
 }
 
-routed_answer emulator_routes::inject(const fault_rule& fault, std::string_view path, bool entra_path) {
+routed_answer emulator_routes::inject(const fault_rule& fault, const http_request& req, std::string_view path,
+                                      bool entra_path) {
   routed_answer a;
   a.delayed = a.counted = true;
   switch (fault.mode) {
@@ -144,6 +145,13 @@ routed_answer emulator_routes::inject(const fault_rule& fault, std::string_view 
       a.response.prepare_payload();
       return a;
     }
+    case fault_mode::echo:
+      a.response = http_response{static_cast<http::status>(fault.status), 11};
+      a.response.set(http::field::content_type, "text/plain; charset=utf-8");
+      a.response.set(http::field::date, http_date_now());
+      a.response.body() = req.body();
+      a.response.prepare_payload();
+      return a;
     case fault_mode::status:
     case fault_mode::drop_after:  // handled by the caller: the real answer, then the drop
       break;

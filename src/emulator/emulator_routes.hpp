@@ -95,7 +95,8 @@ class emulator_routes {
  private:
   routed_answer handle(const http_request& req, std::string_view path);
   // The answer of a fault that replaces the real one (every mode but drop_after).
-  routed_answer inject(const fault_rule& fault, std::string_view path, bool entra_path);
+  routed_answer inject(const fault_rule& fault, const http_request& req, std::string_view path,
+                       bool entra_path);
   // The real answer of an Entra or Store endpoint (no fault).
   void serve(const http_request& req, std::string_view path, bool entra_path, const std::string& tenant,
              bool v2, routed_answer& a);

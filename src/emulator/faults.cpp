@@ -21,6 +21,8 @@ std::string_view to_string(fault_mode m) {
       return "hang";
     case fault_mode::drop_after:
       return "drop_after";
+    case fault_mode::echo:
+      return "echo";
   }
   return "status";
 }
@@ -73,8 +75,10 @@ std::optional<fault_rule> fault_plan::from_json(const json::value& body, std::st
       rule.mode = fault_mode::hang;
     else if (s && *s == "drop_after")
       rule.mode = fault_mode::drop_after;
+    else if (s && *s == "echo")
+      rule.mode = fault_mode::echo;
     else {
-      error = "\"mode\" must be one of status, drop, truncate, malformed, hang, drop_after";
+      error = "\"mode\" must be one of status, drop, truncate, malformed, hang, drop_after, echo";
       return std::nullopt;
     }
   }

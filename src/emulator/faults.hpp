@@ -13,7 +13,9 @@
 
 namespace esd::emulator {
 
-enum class fault_mode { status, drop, truncate, malformed, hang, drop_after };
+// echo: an answer (with the rule's status) that is the request body, as a misconfigured proxy or a
+// debugging endpoint may send; the daemon must never pass such an answer on.
+enum class fault_mode { status, drop, truncate, malformed, hang, drop_after, echo };
 
 struct fault_rule {
   std::string path;  // exact request path, or a prefix when it ends in '*'
