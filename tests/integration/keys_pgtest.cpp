@@ -116,6 +116,32 @@ BOOST_AUTO_TEST_CASE(a_refresh_uri_at_another_host_receives_nothing) {
   BOOST_TEST(count("SELECT count(*) FROM entitlement_sync.entitlements WHERE user_id = '" + user + "'") == 2);
 }
 
+// A refreshUri on the right host but another path would have the service token and the key POSTed to
+// any Store call the key's author chooses (here a consume).
+BOOST_AUTO_TEST_CASE(a_refresh_uri_with_another_path_on_the_store_host_receives_nothing) {
+  const std::string user = "hostile-refresh-path";
+  E().emu.put_items(user, emulator_instance::make_items("hp", 2));
+  const std::string hostile = E().emu.base_url() + "/v6.0/collections/consume?evil=1";
+  auto body = E().emu.control(
+      "POST", "/_emulator/keys",
+      "{\"userId\":\"" + user +
+          "\",\"kind\":\"collections\",\"issuedAt\":" + std::to_string(now_s() - 20 * 86400) +
+          ",\"expiresAt\":" + std::to_string(now_s() + 10 * 86400) + ",\"refreshUri\":\"" + hostile + "\"}");
+  const std::string key(boost::json::parse(body).at("key").as_string());
+  const auto consumes_before = E().emu.stat("requestsByPath", "/v6.0/collections/consume");
+  const auto renewals_before = E().emu.stat("renewals");
+  E().upload(user, key);
+  auto r = drain_ok();
+  BOOST_TEST(E().emu.stat("requestsByPath", "/v6.0/collections/consume") == consumes_before);
+  BOOST_TEST(E().emu.stat("renewals") == renewals_before);
+  BOOST_TEST(r.output.find("refused to renew the collections key: its refreshUri is not the Store's renew "
+                           "endpoint") != std::string::npos,
+             r.output);
+  BOOST_TEST(r.output.find("evil") == std::string::npos, r.output);
+  // The key itself is still good: the sync goes on with it.
+  BOOST_TEST(count("SELECT count(*) FROM entitlement_sync.entitlements WHERE user_id = '" + user + "'") == 2);
+}
+
 BOOST_AUTO_TEST_CASE(a_key_the_store_refuses_is_dead_until_a_new_one_is_uploaded) {
   const std::string user = "dead-key-player";
   E().emu.put_items(user, emulator_instance::make_items("dk", 3));
