@@ -254,6 +254,62 @@ BOOST_AUTO_TEST_CASE(roles_give_each_user_only_what_it_needs) {
                    "AND last_synced_at IS NOT NULL AND pending = 0") == 1);
 }
 
+// Every function of the schema, today's and any a later migration adds, is closed to PUBLIC (PostgreSQL
+// opens a new function to every role); the roles that need one still have it, and triggers still fire.
+BOOST_AUTO_TEST_CASE(no_function_of_the_schema_is_executable_by_public) {
+  exec_sql(E().pg.url(),
+           "CREATE ROLE fn_nobody LOGIN; "
+           "CREATE ROLE fn_backend LOGIN IN ROLE entitlement_reader; "
+           "CREATE ROLE fn_support LOGIN IN ROLE entitlement_admin");
+  const std::string functions =
+      "FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace "
+      "WHERE n.nspname = 'entitlement_sync'";
+  BOOST_TEST_REQUIRE(count("SELECT count(*) " + functions) >= 8);
+  const auto open_to_public = value("SELECT string_agg(p.oid::regprocedure::text, ', ') " + functions +
+                                    " AND has_function_privilege('fn_nobody', p.oid, 'EXECUTE')");
+  BOOST_TEST(!open_to_public.has_value(),
+             "executable by a role with no grants: " << open_to_public.value_or(""));
+  // No ACL entry for PUBLIC (grantee 0) on any of them either.
+  BOOST_TEST(count("SELECT count(*) " + functions +
+                   " AND EXISTS (SELECT 1 FROM aclexplode(coalesce(p.proacl, "
+                   "acldefault('f', p.proowner))) a WHERE a.grantee = 0)") == 0);
+
+  auto as = [](const std::string& role) {
+    auto url = E().pg.url();
+    return url.replace(url.find("user=postgres"), 13, "user=" + role);
+  };
+  const std::string nobody = as("fn_nobody"), backend = as("fn_backend"), support = as("fn_support");
+  BOOST_CHECK_THROW(exec_sql(nobody, "SELECT entitlement_sync.request_resync('fn-player')"),
+                    pqxx::insufficient_privilege);
+  // The game backend's inserts fire the triggers (queueing, idempotency keys) without any EXECUTE right.
+  exec_sql(backend,
+           "INSERT INTO entitlement_sync.key_uploads (user_id, collections_key) VALUES ('fn-player', "
+           "'" +
+               E().emu.mint_key("fn-player") + "')");
+  exec_sql(backend,
+           "INSERT INTO entitlement_sync.grant_requests (user_id, product_id, sku_id, availability_id) "
+           "VALUES ('fn-player', '9NBLGGH4R315', '0010', '9RT7C09D5J3W')");
+  exec_sql(backend,
+           "INSERT INTO entitlement_sync.consume_requests (user_id, product_id) VALUES ('fn-player', "
+           "'9NBLGGH5WVP6')");
+  BOOST_TEST(count("SELECT count(*) FROM entitlement_sync.key_uploads WHERE user_id = 'fn-player'") == 3);
+  BOOST_CHECK_THROW(exec_sql(backend, "SELECT entitlement_sync.request_resync('fn-player')"),
+                    pqxx::insufficient_privilege);
+  // Support keeps its functions.
+  exec_sql(support, "SELECT entitlement_sync.request_resync('fn-player')");
+  exec_sql(support, "SELECT entitlement_sync.request_resync(ARRAY['fn-player'], true)");
+  const auto backfill = query_value(support, "SELECT entitlement_sync.request_backfill()");
+  BOOST_TEST_REQUIRE(backfill.has_value());
+  exec_sql(support, "SELECT entitlement_sync.cancel_backfill(" + *backfill + ")");
+  BOOST_CHECK_THROW(exec_sql(support, "SELECT entitlement_sync.feed_backfill(1)"),
+                    pqxx::insufficient_privilege);
+  // Leave nothing queued for the other cases.
+  exec_sql(E().pg.url(),
+           "DELETE FROM entitlement_sync.grant_requests WHERE user_id = 'fn-player'; "
+           "DELETE FROM entitlement_sync.consume_requests WHERE user_id = 'fn-player'; "
+           "DELETE FROM entitlement_sync.key_uploads WHERE user_id = 'fn-player'");
+}
+
 BOOST_AUTO_TEST_CASE(with_encryption_a_database_dump_holds_no_key) {
   temp_dir dir("esd-kek");
   auto write = [&](const std::string& name, const std::string& text) {
