@@ -97,7 +97,7 @@ constexpr auto write_timeout = 10s;  // a scraper that stops reading
 constexpr auto linger_timeout = 1s;  // draining a bad request before closing
 constexpr std::size_t linger_limit = 64 * 1024;
 constexpr std::size_t body_limit = 8 * 1024;
-// Far below the open-file limit the daemon runs with (1024 under systemd), so probes and scrapes can never
+// Far below the default open-file limit of a service, so probes and scrapes can never
 // starve the database and Store connections of descriptors.
 constexpr std::size_t max_connections = 128;
 
