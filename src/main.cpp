@@ -9,6 +9,7 @@
 #include "config/config.hpp"
 #include "db/db_pool.hpp"
 #include "db/migrations.hpp"
+#include "ops/core_dumps.hpp"
 #include "ops/log.hpp"
 #include "store/key_sealing.hpp"
 #include "sync/daemon.hpp"
@@ -39,6 +40,8 @@ int fail_usage(const std::string& message) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Before anything reads a secret. Nothing to do if it fails: the unit's LimitCORE=0 still holds.
+  const bool no_core_dumps = esd::ops::forbid_core_dumps();
   // One event-loop thread does nearly all allocation; the database threads hand it their results. glibc
   // would give each thread its own arena (64 MB reserved apiece, and memory freed by the loop stays in
   // the arena that allocated it); two arenas keep the resident size close to what is live. The
@@ -105,6 +108,7 @@ int main(int argc, char** argv) {
   const std::string& wanted = log_level_override.empty() ? cfg.log.level : log_level_override;
   if (!esd::log::parse_level(wanted, level)) return fail_usage("unknown log level '" + wanted + "'");
   esd::log::set_level(level);
+  if (!no_core_dumps) esd::log::warning("could not turn core dumps off for this process");
 
   if (command == "migrate") {
     try {

@@ -146,6 +146,13 @@ routed_answer emulator_routes::inject(const fault_rule& fault, std::string_view 
       a.response.prepare_payload();
       return a;
     }
+    case fault_mode::echo:
+      a.response = http_response{static_cast<http::status>(fault.status), 11};
+      a.response.set(http::field::content_type, "text/plain; charset=utf-8");
+      a.response.set(http::field::date, http_date_now());
+      a.response.body() = req.body();
+      a.response.prepare_payload();
+      return a;
     case fault_mode::cycle:
     case fault_mode::huge:
       a.response = page_fault_answer(fault, path == recurrences_path, req);

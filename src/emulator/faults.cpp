@@ -25,6 +25,8 @@ std::string_view to_string(fault_mode m) {
       return "cycle";
     case fault_mode::huge:
       return "huge";
+    case fault_mode::echo:
+      return "echo";
   }
   return "status";
 }
@@ -81,8 +83,10 @@ std::optional<fault_rule> fault_plan::from_json(const json::value& body, std::st
       rule.mode = fault_mode::cycle;
     else if (s && *s == "huge")
       rule.mode = fault_mode::huge;
+    else if (s && *s == "echo")
+      rule.mode = fault_mode::echo;
     else {
-      error = "\"mode\" must be one of status, drop, truncate, malformed, hang, drop_after, cycle, huge";
+      error = "\"mode\" must be one of status, drop, truncate, malformed, hang, drop_after, cycle, huge, echo";
       return std::nullopt;
     }
   }

@@ -13,8 +13,10 @@
 
 namespace esd::emulator {
 
+// echo: an answer (with the rule's status) that is the request body, as a misconfigured proxy or a
+// debugging endpoint may send; the daemon must never pass such an answer on.
 enum class fault_mode {
-  status, drop, truncate, malformed, hang, drop_after,
+  status, drop, truncate, malformed, hang, drop_after, echo,
   // Page-loop faults of the collections and recurrences queries (page_faults.hpp): a 200 page whose
   // continuation token leads in a circle, A -> B -> A -> ...; and pages of `bytes` each, continued while
   // the rule has hits left.

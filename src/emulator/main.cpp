@@ -88,8 +88,9 @@ Control API (JSON, no auth, never delayed, throttled or faulted):
   GET  /_emulator/orders                      the grant orders made
   GET|POST|DELETE /_emulator/faults           POST {"path","count","mode","status","retryAfter","userId",
                                               "probability"}; mode: status (default, with status), drop,
-                                              truncate, malformed, hang, or drop_after (carry the request
-                                              out, then close the connection without answering);
+                                              truncate, malformed, hang, drop_after (carry the request
+                                              out, then close the connection without answering), or echo
+                                              (a text answer with status that repeats the request body);
                                               page loop (collections and recurrences queries): cycle
                                               (continuation tokens A -> B -> A ...), or huge with "bytes"
                                               (pages of that size, continued while hits are left)

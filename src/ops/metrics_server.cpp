@@ -21,9 +21,9 @@
 #include <chrono>
 #include <cstdint>
 #include <exception>
+#include <map>
 #include <stdexcept>
 #include <string_view>
-#include <unordered_map>
 
 #include "ops/log.hpp"
 
@@ -47,11 +47,31 @@ struct metrics_server_state {
     acceptor.close(ignored);
     // Each connection's pending read or write completes with an error and its coroutine ends, taking
     // the stream out of `open`.
-    for (auto& [id, stream] : open) {
-      stream->socket().shutdown(tcp::socket::shutdown_both, ignored);
-      stream->close();
+    for (auto& [id, c] : open) {
+      c.stream->socket().shutdown(tcp::socket::shutdown_both, ignored);
+      c.stream->close();
     }
   }
+
+  // At the cap, the connection that has waited longest without a request in progress makes room: an idle
+  // keep-alive connection costs its client one reconnect, while refusing the newcomer would let a few
+  // idle ones lock every probe out. False when every connection is being answered.
+  bool evict_one_idle() {
+    for (auto it = open.begin(); it != open.end(); ++it) {
+      if (it->second.answering) continue;
+      boost::system::error_code ignored;
+      it->second.stream->socket().shutdown(tcp::socket::shutdown_both, ignored);
+      it->second.stream->close();
+      open.erase(it);  // its coroutine still holds the stream, and ends on the cancelled read
+      return true;
+    }
+    return false;
+  }
+
+  struct connection {
+    std::shared_ptr<beast::tcp_stream> stream;
+    bool answering = false;  // a request has arrived and its answer is not written yet
+  };
 
   asio::any_io_executor executor;
   tcp::acceptor acceptor;
@@ -60,7 +80,7 @@ struct metrics_server_state {
   std::function<health_check()> ready;
   bool stopped = false;
   std::uint64_t next_id = 0;
-  std::unordered_map<std::uint64_t, std::shared_ptr<beast::tcp_stream>> open;
+  std::map<std::uint64_t, connection> open;  // by id, so in the order accepted
 };
 
 }  // namespace detail
@@ -69,13 +89,17 @@ namespace {
 
 using state = detail::metrics_server_state;
 
-// Per request, including the idle time before it on a kept-alive connection.
+// A connection with no request under way is closed after idle_timeout (before its first request and between
+// requests on a kept-alive one); a request, once its first bytes are in, has read_timeout to arrive whole.
+constexpr auto idle_timeout = 5s;
 constexpr auto read_timeout = 10s;
 constexpr auto write_timeout = 10s;  // a scraper that stops reading
 constexpr auto linger_timeout = 1s;  // draining a bad request before closing
 constexpr std::size_t linger_limit = 64 * 1024;
 constexpr std::size_t body_limit = 8 * 1024;
-constexpr std::size_t max_connections = 64;
+// Far below the default open-file limit of a service, so probes and scrapes can never
+// starve the database and Store connections of descriptors.
+constexpr std::size_t max_connections = 128;
 
 const auto tuple_awaitable = asio::as_tuple(asio::use_awaitable);
 
@@ -231,9 +255,18 @@ asio::awaitable<void> serve_connection(std::shared_ptr<state> st, std::uint64_t 
     ~leave_open_set() { s.open.erase(id); }
   } guard{*st, id};
 
+  const auto set_answering = [&](bool answering) {
+    if (auto it = st->open.find(id); it != st->open.end()) it->second.answering = answering;
+  };
   beast::flat_buffer buffer;
   bool keep_going = !st->stopped;  // stop() may have run between the accept and this first step
   while (keep_going) {
+    if (buffer.size() == 0) {
+      stream->expires_after(idle_timeout);
+      auto [idle_ec, n] = co_await stream->async_read_some(buffer.prepare(4096), tuple_awaitable);
+      if (idle_ec) break;  // idle too long, gone, evicted or stopped
+      buffer.commit(n);
+    }
     http::request_parser<http::string_body> parser;
     parser.body_limit(body_limit);
     stream->expires_after(read_timeout);
@@ -259,12 +292,14 @@ asio::awaitable<void> serve_connection(std::shared_ptr<state> st, std::uint64_t 
       break;  // bad input answered, or end of stream, timeout, reset, stop(): close
     }
 
+    set_answering(true);
     auto res = answer(*st, parser.get());
     res.keep_alive(parser.get().keep_alive() && !st->stopped);
     res.prepare_payload();
     stream->expires_after(write_timeout);
     auto [write_ec, written] = co_await http::async_write(*stream, res, tuple_awaitable);
     (void)written;
+    set_answering(false);
     keep_going = !write_ec && res.keep_alive();
   }
 
@@ -284,14 +319,14 @@ asio::awaitable<void> accept_loop(std::shared_ptr<state> st) {
       co_await pause.async_wait(tuple_awaitable);
       continue;
     }
-    if (st->open.size() >= max_connections) {
+    if (st->open.size() >= max_connections && !st->evict_one_idle()) {
       boost::system::error_code ignored;
-      socket.close(ignored);  // over the limit: a scraper retries, a flood does not grow
+      socket.close(ignored);  // every connection is being answered: a scraper retries, a flood does not grow
       continue;
     }
     auto stream = std::make_shared<beast::tcp_stream>(std::move(socket));
     const std::uint64_t id = st->next_id++;
-    st->open.emplace(id, stream);
+    st->open.emplace(id, state::connection{stream});
     asio::co_spawn(st->executor, serve_connection(st, id, std::move(stream)),
                    [](std::exception_ptr e) { log_exception("connection failed", e); });
   }

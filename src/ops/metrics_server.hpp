@@ -4,8 +4,10 @@
 //   GET /healthz  200 "ok" whenever the event loop answers (liveness)
 //   GET /readyz   200 "ready", or 503 with the reason from the readiness callback
 //
-// Meant for a local scraper: no TLS, small requests (8 KiB body limit), a 10 s read timeout per request,
-// at most 64 open connections (more are closed at once). Bad input gets a 4xx and never stops the server.
+// Meant for a local scraper: no TLS, small requests (8 KiB body limit). A connection without a request under
+// way is closed after 5 s, a request must arrive whole within 10 s, and at most 128 connections are open: a
+// new one closes the one idle longest, so idle or trickling clients can never lock a health probe out. Bad
+// input gets a 4xx and never stops the server.
 #pragma once
 
 #include <boost/asio/any_io_executor.hpp>

@@ -1,6 +1,8 @@
 #include "store/entra_token.hpp"
 
+#include <algorithm>
 #include <boost/json.hpp>
+#include <cctype>
 #include <charconv>
 
 #include "store/json_fields.hpp"
@@ -26,6 +28,50 @@ std::optional<std::int64_t> seconds_value(const json::value& v) {
   }
   if (n < 0 || n > max_lifetime) return std::nullopt;
   return n;
+}
+
+// The shape of an answer, never its bytes: " (HTTP 400, text/html, 5120 bytes)".
+std::string shape_of(const entra_token_answer& answer) {
+  std::string_view type = answer.content_type.substr(0, answer.content_type.find(';'));
+  while (!type.empty() && type.front() == ' ') type.remove_prefix(1);
+  while (!type.empty() && type.back() == ' ') type.remove_suffix(1);
+  // A media type is a short token/token; anything else is shown as what it is not.
+  const bool media_type = !type.empty() && type.size() <= 64 &&
+                          std::count(type.begin(), type.end(), '/') == 1 &&
+                          std::all_of(type.begin(), type.end(), [](char c) {
+                            return std::isalnum(static_cast<unsigned char>(c)) ||
+                                   std::string_view("/.+-_").find(c) != std::string_view::npos;
+                          });
+  const std::string shown = type.empty() ? "no content type"
+                            : media_type ? std::string(type)
+                                         : "an unusual content type";
+  return " (HTTP " + std::to_string(answer.status) + ", " + shown + ", " +
+         std::to_string(answer.body.size()) + " bytes)";
+}
+
+// OAuth error codes are short lower-case identifiers (invalid_client, unauthorized_client); anything else
+// may be an echo of the request and is not repeated.
+std::string error_code_of(const json::value& v) {
+  const auto* s = v.if_string();
+  const bool identifier =
+      s && !s->empty() && s->size() <= 40 && std::all_of(s->begin(), s->end(), [](char c) {
+        return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_';
+      });
+  return identifier ? std::string(*s) : std::string("whose error code is not a short identifier");
+}
+
+// "AADSTS7000215": the numbers Entra puts in error_codes name the problem without any text.
+std::string aadsts_codes_of(const json::value* codes) {
+  std::string out;
+  const auto* list = codes ? codes->if_array() : nullptr;
+  if (!list) return out;
+  for (const auto& c : *list) {
+    if (!c.is_int64() || c.get_int64() < 0 || c.get_int64() > 99'999'999) continue;
+    if (!out.empty()) out += ", ";
+    out += "AADSTS" + std::to_string(c.get_int64());
+    if (out.size() > 60) break;
+  }
+  return out;
 }
 
 }  // namespace
@@ -67,44 +113,46 @@ entra_endpoint_version entra_version_for_url(std::string_view token_url) {
   return token_url.ends_with("/oauth2/token") ? entra_endpoint_version::v1 : entra_endpoint_version::v2;
 }
 
-entra_token_result parse_entra_token_response(std::string_view body) {
+entra_token_result parse_entra_token_response(const entra_token_answer& answer) {
   entra_token_result result;
   std::string why;
-  auto doc = parse_json_document(body, why);
+  auto doc = parse_json_document(answer.body, why);
   if (!doc || !doc->is_object()) {
-    // An HTML error page from a proxy is common here; show its start, it is not secret.
-    result.error = "the token endpoint's answer is not a JSON object: " + quoted_excerpt(body, 120);
+    result.error = std::string("the token endpoint's answer is not a JSON object") + shape_of(answer);
     return result;
   }
   json_fields f(doc->get_object(), "");
 
-  // Entra's error answer: {"error":"invalid_client","error_description":"AADSTS7000215: ...",...}.
-  // The description names the problem (a wrong secret, an unknown tenant) without echoing the secret.
-  std::string error = f.text("error");
-  if (!error.empty()) {
-    std::string description = f.text("error_description");
-    result.error = printable_excerpt(error, 80);
-    if (!description.empty()) result.error += ": " + printable_excerpt(description, 300);
+  // Entra's error answer: {"error":"invalid_client","error_description":"AADSTS7000215: ...",
+  // "error_codes":[7000215],...}. Only the code and the numbers are kept: the description is free text that
+  // an endpoint echoing the form would fill with the client secret.
+  const json::value* error = f.find("error");
+  if (error || answer.status != 200) {
+    result.error = "the token endpoint answered with an error";
+    if (error) result.error += " " + error_code_of(*error);
+    const std::string numbers = aadsts_codes_of(f.find("error_codes"));
+    if (!numbers.empty()) result.error += " (" + numbers + ")";
+    result.error += shape_of(answer);
     return result;
   }
 
   entra_token token;
   token.access_token = f.required_text("access_token");
   if (!f.ok()) {
-    result.error = "the token endpoint's answer: " + f.error();
+    result.error = "the token endpoint's answer: " + f.error() + shape_of(answer);
     return result;
   }
   std::string token_type = f.text("token_type");
   if (!token_type.empty() && token_type != "Bearer" && token_type != "bearer") {
-    result.error =
-        "the token endpoint returned a " + quoted_excerpt(token_type) + " token, not a Bearer token";
+    result.error = "the token endpoint returned a token that is not a Bearer token" + shape_of(answer);
     return result;
   }
   const json::value* expires = f.find("expires_in");
   auto seconds = expires ? seconds_value(*expires) : std::nullopt;
   if (!seconds) {
-    result.error = expires ? "the token endpoint's answer: expires_in is not a number of seconds"
-                           : "the token endpoint's answer: expires_in is missing";
+    result.error = (expires ? "the token endpoint's answer: expires_in is not a number of seconds"
+                            : "the token endpoint's answer: expires_in is missing") +
+                   shape_of(answer);
     return result;
   }
   token.expires_in_seconds = *seconds;

@@ -26,11 +26,22 @@ struct entra_token {
 
 struct entra_token_result {
   std::optional<entra_token> token;
-  std::string error;  // e.g. "invalid_client: AADSTS7000215 ..." from error/error_description; never a secret
+  // What was wrong, from the answer's shape alone (status, content type, length, the OAuth error code when
+  // it is a short identifier, AADSTS numbers), e.g. "the token endpoint answered with an error
+  // invalid_client (AADSTS7000215) (HTTP 401, application/json, 512 bytes)". Never the answer's text: an
+  // endpoint that echoes the request would put the client secret there.
+  std::string error;
   explicit operator bool() const { return token.has_value(); }
 };
 
-entra_token_result parse_entra_token_response(std::string_view body);
+struct entra_token_answer {
+  unsigned status = 200;
+  std::string_view content_type;
+  std::string_view body;
+};
+
+// A token only from a 200 without an "error" field.
+entra_token_result parse_entra_token_response(const entra_token_answer& answer);
 
 // application/x-www-form-urlencoded percent-encoding (space as %20; unreserved kept).
 std::string form_urlencode(std::string_view s);

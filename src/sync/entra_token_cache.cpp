@@ -62,8 +62,11 @@ asio::awaitable<token_answer> entra_token_cache::fetch(const std::string& audien
   if (ec) {
     answer.error = "could not reach Entra ID at " + url + ": " + ec.message();
   } else {
-    auto parsed = store::parse_entra_token_response(resp.body);
-    if (resp.status == 200 && parsed) {
+    const auto type = resp.headers.find("content-type");
+    auto parsed = store::parse_entra_token_response(
+        {resp.status, type == resp.headers.end() ? std::string_view{} : std::string_view(type->second),
+         resp.body});
+    if (parsed) {
       auto lifetime = std::chrono::seconds(std::max<std::int64_t>(parsed.token->expires_in_seconds, 0));
       e.token = std::make_shared<const std::string>(std::move(parsed.token->access_token));
       answer.access_token = e.token;
@@ -71,8 +74,7 @@ asio::awaitable<token_answer> entra_token_cache::fetch(const std::string& audien
       log::info("entra: fetched an access token " + log::field("audience", audience) + " " +
                 log::field("expires_in_s", static_cast<long long>(lifetime.count())));
     } else {
-      answer.error = "Entra ID refused the token request (HTTP " + std::to_string(resp.status) +
-                     "): " + (parsed.error.empty() ? std::string("unexpected answer") : parsed.error) +
+      answer.error = "Entra ID gave no token: " + parsed.error +
                      "; check [entra] tenant_id, client_id and the client secret";
     }
   }

@@ -23,6 +23,12 @@ bool renewal_due(std::optional<store::store_time> issued_at, std::optional<store
   return false;
 }
 
+bool is_documented_renew_url(std::string_view url) {
+  // The target holds the query too, so an exact match also refuses "?..." after the path.
+  const auto u = net::parse_https_url(url);
+  return u && u->target == store_key_renew_path;
+}
+
 asio::awaitable<renewal_result> renew_store_id_key(std::string_view key, store::key_kind kind,
                                                    store_gateway& gateway, entra_token_cache& tokens,
                                                    const std::string& user_id) {
@@ -39,6 +45,12 @@ asio::awaitable<renewal_result> renew_store_id_key(std::string_view key, store::
     result.outcome = renewal_result::status::refused_host;
     result.reason = "refused to renew the " + what + " at " + (u ? "host " + u->host : std::string("an invalid URL")) +
                     ": its refreshUri is not one of the configured Store endpoints";
+    co_return result;
+  }
+  if (!is_documented_renew_url(refresh_uri)) {
+    result.outcome = renewal_result::status::refused_host;
+    result.reason = "refused to renew the " + what + ": its refreshUri is not the Store's renew endpoint (" +
+                    std::string(store_key_renew_path) + ", no query)";
     co_return result;
   }
   auto token = co_await tokens.get(gateway.cfg().entra.audience);

@@ -1,7 +1,8 @@
 // Renewing a Microsoft Store ID key at the refreshUri its claims name, with the service token.
 //
 // The refreshUri claim is untrusted input and the renew body carries the service token: we renew only at
-// a host of the configured Store URLs, and refuse anything else without sending a byte.
+// the documented renew path on a host of the configured Store URLs, and refuse anything else without
+// sending a byte.
 #pragma once
 
 #include <boost/asio/awaitable.hpp>
@@ -9,6 +10,7 @@
 #include <chrono>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "store/store_date.hpp"
 #include "store/store_id_key.hpp"
@@ -24,6 +26,14 @@ struct renewal_result {
   std::string reason;             // in words, never containing a key or token
   std::optional<std::chrono::seconds> retry_after;
 };
+
+// The renew endpoint's path on the collections and purchase hosts (Microsoft's "Renew a Microsoft Store ID
+// key"), the same for both kinds of key.
+inline constexpr std::string_view store_key_renew_path = "/v6.0/b2b/keys/renew";
+
+// True for https://host[:port]/v6.0/b2b/keys/renew exactly: no query, fragment or userinfo, nothing else
+// on the path. The host is checked separately (store_gateway::is_store_endpoint).
+bool is_documented_renew_url(std::string_view url);
 
 // Due when older than renew_after (from iat) or within renew_before_expiry of exp.
 bool renewal_due(std::optional<store::store_time> issued_at, std::optional<store::store_time> expires_at,

@@ -116,6 +116,32 @@ BOOST_AUTO_TEST_CASE(a_refresh_uri_at_another_host_receives_nothing) {
   BOOST_TEST(count("SELECT count(*) FROM entitlement_sync.entitlements WHERE user_id = '" + user + "'") == 2);
 }
 
+// A refreshUri on the right host but another path would have the service token and the key POSTed to
+// any Store call the key's author chooses (here a consume).
+BOOST_AUTO_TEST_CASE(a_refresh_uri_with_another_path_on_the_store_host_receives_nothing) {
+  const std::string user = "hostile-refresh-path";
+  E().emu.put_items(user, emulator_instance::make_items("hp", 2));
+  const std::string hostile = E().emu.base_url() + "/v6.0/collections/consume?evil=1";
+  auto body = E().emu.control(
+      "POST", "/_emulator/keys",
+      "{\"userId\":\"" + user +
+          "\",\"kind\":\"collections\",\"issuedAt\":" + std::to_string(now_s() - 20 * 86400) +
+          ",\"expiresAt\":" + std::to_string(now_s() + 10 * 86400) + ",\"refreshUri\":\"" + hostile + "\"}");
+  const std::string key(boost::json::parse(body).at("key").as_string());
+  const auto consumes_before = E().emu.stat("requestsByPath", "/v6.0/collections/consume");
+  const auto renewals_before = E().emu.stat("renewals");
+  E().upload(user, key);
+  auto r = drain_ok();
+  BOOST_TEST(E().emu.stat("requestsByPath", "/v6.0/collections/consume") == consumes_before);
+  BOOST_TEST(E().emu.stat("renewals") == renewals_before);
+  BOOST_TEST(r.output.find("refused to renew the collections key: its refreshUri is not the Store's renew "
+                           "endpoint") != std::string::npos,
+             r.output);
+  BOOST_TEST(r.output.find("evil") == std::string::npos, r.output);
+  // The key itself is still good: the sync goes on with it.
+  BOOST_TEST(count("SELECT count(*) FROM entitlement_sync.entitlements WHERE user_id = '" + user + "'") == 2);
+}
+
 BOOST_AUTO_TEST_CASE(a_key_the_store_refuses_is_dead_until_a_new_one_is_uploaded) {
   const std::string user = "dead-key-player";
   E().emu.put_items(user, emulator_instance::make_items("dk", 3));
@@ -226,6 +252,62 @@ BOOST_AUTO_TEST_CASE(roles_give_each_user_only_what_it_needs) {
   BOOST_TEST(r.exit_code == 0, r.output);
   BOOST_TEST(count("SELECT count(*) FROM entitlement_sync.user_status WHERE user_id = 'role-player' "
                    "AND last_synced_at IS NOT NULL AND pending = 0") == 1);
+}
+
+// Every function of the schema, today's and any a later migration adds, is closed to PUBLIC (PostgreSQL
+// opens a new function to every role); the roles that need one still have it, and triggers still fire.
+BOOST_AUTO_TEST_CASE(no_function_of_the_schema_is_executable_by_public) {
+  exec_sql(E().pg.url(),
+           "CREATE ROLE fn_nobody LOGIN; "
+           "CREATE ROLE fn_backend LOGIN IN ROLE entitlement_reader; "
+           "CREATE ROLE fn_support LOGIN IN ROLE entitlement_admin");
+  const std::string functions =
+      "FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace "
+      "WHERE n.nspname = 'entitlement_sync'";
+  BOOST_TEST_REQUIRE(count("SELECT count(*) " + functions) >= 8);
+  const auto open_to_public = value("SELECT string_agg(p.oid::regprocedure::text, ', ') " + functions +
+                                    " AND has_function_privilege('fn_nobody', p.oid, 'EXECUTE')");
+  BOOST_TEST(!open_to_public.has_value(),
+             "executable by a role with no grants: " << open_to_public.value_or(""));
+  // No ACL entry for PUBLIC (grantee 0) on any of them either.
+  BOOST_TEST(count("SELECT count(*) " + functions +
+                   " AND EXISTS (SELECT 1 FROM aclexplode(coalesce(p.proacl, "
+                   "acldefault('f', p.proowner))) a WHERE a.grantee = 0)") == 0);
+
+  auto as = [](const std::string& role) {
+    auto url = E().pg.url();
+    return url.replace(url.find("user=postgres"), 13, "user=" + role);
+  };
+  const std::string nobody = as("fn_nobody"), backend = as("fn_backend"), support = as("fn_support");
+  BOOST_CHECK_THROW(exec_sql(nobody, "SELECT entitlement_sync.request_resync('fn-player')"),
+                    pqxx::insufficient_privilege);
+  // The game backend's inserts fire the triggers (queueing, idempotency keys) without any EXECUTE right.
+  exec_sql(backend,
+           "INSERT INTO entitlement_sync.key_uploads (user_id, collections_key) VALUES ('fn-player', "
+           "'" +
+               E().emu.mint_key("fn-player") + "')");
+  exec_sql(backend,
+           "INSERT INTO entitlement_sync.grant_requests (user_id, product_id, sku_id, availability_id) "
+           "VALUES ('fn-player', '9NBLGGH4R315', '0010', '9RT7C09D5J3W')");
+  exec_sql(backend,
+           "INSERT INTO entitlement_sync.consume_requests (user_id, product_id) VALUES ('fn-player', "
+           "'9NBLGGH5WVP6')");
+  BOOST_TEST(count("SELECT count(*) FROM entitlement_sync.key_uploads WHERE user_id = 'fn-player'") == 3);
+  BOOST_CHECK_THROW(exec_sql(backend, "SELECT entitlement_sync.request_resync('fn-player')"),
+                    pqxx::insufficient_privilege);
+  // Support keeps its functions.
+  exec_sql(support, "SELECT entitlement_sync.request_resync('fn-player')");
+  exec_sql(support, "SELECT entitlement_sync.request_resync(ARRAY['fn-player'], true)");
+  const auto backfill = query_value(support, "SELECT entitlement_sync.request_backfill()");
+  BOOST_TEST_REQUIRE(backfill.has_value());
+  exec_sql(support, "SELECT entitlement_sync.cancel_backfill(" + *backfill + ")");
+  BOOST_CHECK_THROW(exec_sql(support, "SELECT entitlement_sync.feed_backfill(1)"),
+                    pqxx::insufficient_privilege);
+  // Leave nothing queued for the other cases.
+  exec_sql(E().pg.url(),
+           "DELETE FROM entitlement_sync.grant_requests WHERE user_id = 'fn-player'; "
+           "DELETE FROM entitlement_sync.consume_requests WHERE user_id = 'fn-player'; "
+           "DELETE FROM entitlement_sync.key_uploads WHERE user_id = 'fn-player'");
 }
 
 BOOST_AUTO_TEST_CASE(with_encryption_a_database_dump_holds_no_key) {

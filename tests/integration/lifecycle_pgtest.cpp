@@ -1,9 +1,12 @@
 // Stopping: SIGTERM finishes or hands back what is in flight, within shutdown_timeout, and exits 0.
 #define BOOST_TEST_MODULE lifecycle
-#include <boost/test/unit_test.hpp>
-
 #include <signal.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 
+#include <boost/test/unit_test.hpp>
+#include <fstream>
+#include <sstream>
 #include <thread>
 
 #include "harness/harness.hpp"
@@ -55,4 +58,40 @@ BOOST_AUTO_TEST_CASE(sigterm_while_idle_exits_cleanly_and_a_bad_database_is_fata
   auto r = run_daemon(cfg, {"run", "--drain"}, 60s);
   BOOST_TEST(r.exit_code != 0);
   BOOST_TEST(r.output.find("cannot use the database") != std::string::npos, r.output);
+}
+
+// The daemon's memory holds the client secret, tokens and keys. Run as an unprivileged user (as systemd's
+// DynamicUser would), it is not dumpable: the kernel then gives the files under its /proc/<pid> to root, so
+// neither a core dump nor another process of that user can read its memory; and its core size limit is 0.
+BOOST_AUTO_TEST_CASE(the_running_daemon_allows_no_core_dump) {
+  // The daemon would inherit a core size limit from here: make it one that allows cores.
+  rlimit core{};
+  BOOST_TEST_REQUIRE(::getrlimit(RLIMIT_CORE, &core) == 0);
+  core.rlim_cur = core.rlim_max;
+  BOOST_TEST_REQUIRE(::setrlimit(RLIMIT_CORE, &core) == 0);
+  environment env;
+  background_process daemon({"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                             daemon_paths::daemon_bin(), "--config", env.config.string(), "run"},
+                            env.work.path() / "daemon.log");
+  BOOST_TEST_REQUIRE(daemon.wait_for_log("info started"), daemon.log());
+  const std::string proc = "/proc/" + std::to_string(daemon.pid());
+  std::ifstream status_file(proc + "/status");
+  std::stringstream status;
+  status << status_file.rdbuf();
+  BOOST_TEST_REQUIRE(status.str().find("\nUid:\t65534\t65534\t65534\t65534") != std::string::npos,
+                     status.str());
+  struct stat st {};
+  BOOST_TEST_REQUIRE(::stat((proc + "/status").c_str(), &st) == 0);
+  BOOST_TEST(st.st_uid == 0u, "/proc/<pid>/status belongs to uid " << st.st_uid << ": the process is dumpable");
+  std::ifstream limits_file(proc + "/limits");
+  std::string line, core_limit;
+  while (std::getline(limits_file, line))
+    if (line.starts_with("Max core file size")) core_limit = line;
+  std::istringstream fields(core_limit.substr(std::string("Max core file size").size()));
+  std::string soft, hard;
+  fields >> soft >> hard;
+  BOOST_TEST(soft == "0", core_limit);
+  BOOST_TEST(hard == "0", core_limit);
+  daemon.signal(SIGTERM);
+  BOOST_TEST(daemon.wait(20s).value_or(-1) == 0, daemon.log());
 }

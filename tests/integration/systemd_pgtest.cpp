@@ -116,6 +116,15 @@ BOOST_AUTO_TEST_CASE(the_unit_verifies_and_scores_ok) {
     const auto start = unit.rfind('=', at) + 1;  // ExecStart=/usr/local/bin/entitlement-syncd ...
     unit.replace(start, at + std::string("/bin/entitlement-syncd").size() - start, daemon_paths::daemon_bin());
   }
+  // Core dumps off, and no empty hardening line (one that resets a setting to its default and so does
+  // nothing) except CapabilityBoundingSet=, which empties the set.
+  BOOST_TEST(unit.find("\nLimitCORE=0\n") != std::string::npos);
+  {
+    std::istringstream lines(unit);
+    for (std::string line; std::getline(lines, line);)
+      if (!line.empty() && line.back() == '=' && line.front() != '#')
+        BOOST_TEST(line == "CapabilityBoundingSet=", "an empty setting: " << line);
+  }
   temp_dir dir("esd-unit");
   const auto path = dir.path() / "entitlement-syncd.service";
   std::ofstream(path) << unit;

@@ -104,3 +104,27 @@ BOOST_AUTO_TEST_CASE(renewal_is_due_by_age_or_by_nearness_of_expiry) {
   // The old 90-day keys: renewed at 14 days just the same.
   BOOST_TEST(sync::renewal_due(at(-14), at(76), renew_after, before, now));
 }
+
+// The renew request carries the service token and the key: only the documented endpoint may receive it.
+BOOST_AUTO_TEST_CASE(refresh_uri_must_be_the_documented_renew_endpoint) {
+  for (const char* good : {"https://collections.mp.microsoft.com/v6.0/b2b/keys/renew",
+                           "https://purchase.mp.microsoft.com/v6.0/b2b/keys/renew",
+                           "https://localhost:8443/v6.0/b2b/keys/renew"}) {
+    BOOST_TEST(sync::is_documented_renew_url(good), good);
+  }
+  for (const char* bad :
+       {"https://collections.mp.microsoft.com/v6.0/collections/consume?evil=1",
+        "https://collections.mp.microsoft.com/v6.0/collections/consume",
+        "https://collections.mp.microsoft.com/v6.0/b2b/keys/renew?evil=1",
+        "https://collections.mp.microsoft.com/v6.0/b2b/keys/renew?",
+        "https://collections.mp.microsoft.com/v6.0/b2b/keys/renew#frag",
+        "https://user:pw@collections.mp.microsoft.com/v6.0/b2b/keys/renew",
+        "https://collections.mp.microsoft.com/v6.0/b2b/keys/renew/",
+        "https://collections.mp.microsoft.com/v6.0/b2b/keys/renew/../../collections/consume",
+        "https://collections.mp.microsoft.com/v6.0/b2b/keys/%72enew",
+        "https://collections.mp.microsoft.com/V6.0/B2B/KEYS/RENEW",
+        "https://collections.mp.microsoft.com//v6.0/b2b/keys/renew", "https://collections.mp.microsoft.com",
+        "http://collections.mp.microsoft.com/v6.0/b2b/keys/renew", ""}) {
+    BOOST_TEST(!sync::is_documented_renew_url(bad), bad);
+  }
+}
