@@ -61,7 +61,11 @@ BOOST_AUTO_TEST_CASE(a_revoked_service_token_is_replaced_and_no_key_is_marked_de
                   R"([{"id":"mdr:0:tr:1","productId":"CFQ7TTC0HC8Z","skuId":"0002","recurrenceState":"Active"}])");
   E().upload(buyer, E().emu.mint_key(buyer), E().emu.mint_key(buyer, "purchase"));
 
-  auto daemon = start_daemon(E().config, E().work.path() / "token-refusal.log");
+  temp_dir dir("esd-token-refusal");
+  const auto cfg = write_daemon_config(dir.path(), E().pg.url(), E().emu,
+                                       "[sync]\nretry_base = 1s\nretry_cap = 2s\npoll_interval = 1s\n"
+                                       "[metrics]\nlisten = 127.0.0.1:0\n");
+  auto daemon = start_daemon(cfg, dir.path() / "daemon.log");
   BOOST_TEST_REQUIRE(wait_for([] { return unfinished("tr-") == 0; }, 90s), daemon->log());
   BOOST_TEST_REQUIRE(count("SELECT count(*) FROM entitlement_sync.user_status WHERE user_id LIKE 'tr-%' "
                            "AND last_synced_at IS NOT NULL AND last_error IS NULL") == 7, daemon->log());
@@ -102,6 +106,16 @@ BOOST_AUTO_TEST_CASE(a_revoked_service_token_is_replaced_and_no_key_is_marked_de
                    "' AND subscriptions_error IS NULL AND subscriptions_synced_at IS NOT NULL") == 1);
   const auto log = daemon->log();
   BOOST_TEST(log.find("the Store refused the service token") != std::string::npos, log);
+  // The metric says so too.
+  const auto at = log.find("metrics: listening");
+  BOOST_TEST_REQUIRE(at != std::string::npos, log);
+  const auto port_at = log.find("port=", at);
+  BOOST_TEST_REQUIRE(port_at != std::string::npos, log);
+  const auto port = log.substr(port_at + 5, log.find_first_not_of("0123456789", port_at + 5) - port_at - 5);
+  const auto scrape = run_process({"curl", "-sS", "--max-time", "10", "http://127.0.0.1:" + port + "/metrics"}, 20s);
+  BOOST_TEST_REQUIRE(scrape.exit_code == 0, scrape.output);
+  BOOST_TEST(scrape.output.find("\nentitlement_syncd_service_token_refused_total ") != std::string::npos, scrape.output);
+  BOOST_TEST(scrape.output.find("\nentitlement_syncd_service_token_refused_total 0\n") == std::string::npos, scrape.output);
   no_credentials_in(log);
   daemon->signal(SIGTERM);
   BOOST_TEST((daemon->wait(30s) == std::optional<int>(0)));
