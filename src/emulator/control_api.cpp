@@ -163,6 +163,14 @@ http_response control_api::handle(const http_request& req) {
                ? settings(req)
                : method_not_allowed("GET, POST");
   }
+  if (is({"tokens"}) || is({"tokens", "revoke"})) {
+    if (parts.size() == 3 && method != http::verb::post) return method_not_allowed("POST");
+    if (parts.size() == 2 && method != http::verb::get) return method_not_allowed("GET");
+    if (parts.size() == 3) entra_.revoke_issued();
+    return ok(json::object{{"issued", entra_.issued()},
+                           {"revokedThrough", entra_.revoked_through()},
+                           {"revokedRefusals", entra_.revoked_refusals()}});
+  }
   if (is({"stats"})) {
     if (method != http::verb::get) return method_not_allowed("GET");
     std::lock_guard lock(state_.mutex);

@@ -193,7 +193,8 @@ http_response entra_issuer::token(const http_request& req, std::string_view tena
                       {"sub", object_id},
                       {"tid", config_.tenant_id},
                       {"uti", random_guid().substr(0, 22)},
-                      {"ver", "1.0"}};
+                      {"ver", "1.0"},
+                      {"xms_esd_serial", ++issued_}};
   const std::string access_token = signer_.sign(claims);
   const std::int64_t lifetime = config_.token_lifetime_seconds;
 
@@ -224,11 +225,13 @@ std::optional<access_token_claims> entra_issuer::read(std::string_view token) co
   const auto* appid = claims->if_contains("appid");
   const auto* nbf = claims->if_contains("nbf");
   const auto* exp = claims->if_contains("exp");
+  const auto* serial = claims->if_contains("xms_esd_serial");
+  if (!serial || !(serial->is_uint64() || serial->is_int64())) return std::nullopt;
   if (!aud || !aud->is_string() || !appid || !appid->is_string() || !nbf || !nbf->is_int64() || !exp ||
       !exp->is_int64())
     return std::nullopt;
   return access_token_claims{std::string(aud->as_string()), std::string(appid->as_string()), nbf->as_int64(),
-                             exp->as_int64()};
+                             exp->as_int64(), serial->to_number<std::uint64_t>()};
 }
 
 }  // namespace esd::emulator

@@ -3,6 +3,7 @@
 // scope=<audience>/.default, numbers), with the AADSTS error bodies the real one sends.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -22,6 +23,7 @@ struct access_token_claims {
   std::string app_id;  // the client id the token was issued to
   std::int64_t not_before = 0;
   std::int64_t expires_at = 0;
+  std::uint64_t serial = 0;  // the order of issue, 1 for the first token this instance issued
 };
 
 // The AADSTS error body: error, error_description (with trace id, correlation id and timestamp),
@@ -40,9 +42,22 @@ class entra_issuer {
   // The claims of an access token this instance issued (signature checked, expiry not); nullopt otherwise.
   std::optional<access_token_claims> read(std::string_view token) const;
 
+  // Token revocation, as when the Store stops honouring tokens early (a rotated secret, a cache on its
+  // side): every token issued so far is refused from now on; tokens issued afterwards work.
+  std::uint64_t revoke_issued() { return revoked_through_ = issued_.load(); }
+  bool revoked(const access_token_claims& token) const { return token.serial <= revoked_through_.load(); }
+  std::uint64_t issued() const { return issued_.load(); }
+  std::uint64_t revoked_through() const { return revoked_through_.load(); }
+  // Store requests refused because their token was revoked.
+  void count_revoked_refusal() const { ++revoked_refusals_; }
+  std::uint64_t revoked_refusals() const { return revoked_refusals_.load(); }
+
  private:
   const jwt_signer& signer_;
   const emulator_config& config_;
+  mutable std::atomic<std::uint64_t> issued_{0};
+  std::atomic<std::uint64_t> revoked_through_{0};
+  mutable std::atomic<std::uint64_t> revoked_refusals_{0};
 };
 
 }  // namespace esd::emulator

@@ -95,6 +95,10 @@ Control API (JSON, no auth, never delayed, throttled or faulted):
                                               (continuation tokens A -> B -> A ...), or huge with "bytes"
                                               (pages of that size, continued while hits are left)
   GET|POST /_emulator/settings                {"latencyMs","userBudget":"N/SECONDS"}
+  GET  /_emulator/tokens, POST /_emulator/tokens/revoke
+                                              every access token issued so far is refused by every Store
+                                              endpoint (401 AuthenticationTokenInvalid); later ones work.
+                                              -> {"issued","revokedThrough","revokedRefusals"}
   GET  /_emulator/stats, POST /_emulator/stats/reset
 )";
 
@@ -310,11 +314,11 @@ int run(options o) {
 
   const jwt_signer signer;
   const store_key_authority keys(signer);
-  const entra_issuer entra(signer, o.config);
+  entra_issuer entra(signer, o.config);
   store_service store(state, o.config, entra, keys);
   purchase_service purchase(state, o.config, entra, keys);
   consume_service consume(state, entra, keys);
-  control_api control(state, o.config, keys);
+  control_api control(state, o.config, keys, entra);
   emulator_routes routes(state, o.config, entra, store, purchase, consume, control);
 
   asio::io_context ioc(o.threads);

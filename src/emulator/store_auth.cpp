@@ -32,6 +32,12 @@ std::optional<http_response> store_auth::check_access_token(std::string_view tok
     return store_error(
         http::status::unauthorized, invalid_token,
         "Authentication token supplied is invalid: the Entra ID access token is not valid yet.", source);
+  if (entra_.revoked(*claims)) {
+    entra_.count_revoked_refusal();
+    return store_error(http::status::unauthorized, invalid_token,
+                       "Authentication token supplied is invalid: the Entra ID access token was revoked.",
+                       source);
+  }
   if (claims->audience != onestore_audience)
     return store_error(http::status::unauthorized, invalid_token,
                        "Authentication token supplied is invalid: the Entra ID access token's audience is " +

@@ -15,9 +15,31 @@ namespace asio = boost::asio;
 entra_token_cache::entra_token_cache(store_gateway& gateway, std::string client_secret)
     : gateway_(gateway), secret_(std::move(client_secret)) {}
 
-void entra_token_cache::invalidate(const std::string& audience, const std::string& token) {
-  auto it = entries_.find(audience);
-  if (it != entries_.end() && it->second.token && *it->second.token == token) it->second.token.reset();
+asio::awaitable<token_answer> entra_token_cache::replace_refused(const std::string& audience,
+                                                                const std::string& refused) {
+  auto& e = entries_[audience];
+  // Only a fetch that ends after the refusal brings a token fresh enough to judge a key by.
+  const auto refused_at = e.generation;
+  if (e.token && *e.token == refused) {
+    e.token.reset();
+    log::warning("entra: the Store refused the service token " + log::field("audience", audience) +
+                 "; fetching a new one before any key is judged");
+    if (auto* m = gateway_.metrics()) m->inc(metric::service_token_refused);
+  }
+  for (;;) {
+    if (e.token && e.token_generation > refused_at && std::chrono::steady_clock::now() < e.expires)
+      co_return token_answer{e.token, {}};
+    if (e.fetching) {
+      auto done = e.done;
+      co_await done->async_wait(asio::as_tuple(asio::use_awaitable));
+      if (e.failed_generation == e.generation && e.generation > refused_at)
+        co_return token_answer{nullptr, e.last_error};
+      continue;
+    }
+    auto answer = co_await fetch(audience, e);
+    if (!answer.access_token || e.token_generation > refused_at) co_return answer;
+    co_return token_answer{nullptr, e.last_error};
+  }
 }
 
 asio::awaitable<token_answer> entra_token_cache::get(const std::string& audience) {
@@ -69,6 +91,7 @@ asio::awaitable<token_answer> entra_token_cache::fetch(const std::string& audien
     if (parsed) {
       auto lifetime = std::chrono::seconds(std::max<std::int64_t>(parsed.token->expires_in_seconds, 0));
       e.token = std::make_shared<const std::string>(std::move(parsed.token->access_token));
+      e.token_generation = e.generation + 1;
       answer.access_token = e.token;
       e.expires = std::chrono::steady_clock::now() + lifetime;
       log::info("entra: fetched an access token " + log::field("audience", audience) + " " +

@@ -29,8 +29,11 @@ class entra_token_cache {
 
   boost::asio::awaitable<token_answer> get(const std::string& audience);
 
-  // Forget a token the Store refused, so the next get() fetches a fresh one.
-  void invalidate(const std::string& audience, const std::string& token);
+  // The Store refused `refused` (a 401 that may be the token's fault): forgets it, and returns a token
+  // obtained after this call, through the same single flight as get(): however many requests were refused
+  // at once, one new token is fetched for them (two when refusals keep arriving while it is fetched). The
+  // first refusal of a token is logged and counted.
+  boost::asio::awaitable<token_answer> replace_refused(const std::string& audience, const std::string& refused);
 
   // A new secret (reload); cached tokens stay valid until they expire.
   void set_client_secret(std::string secret) { secret_ = std::move(secret); }
@@ -46,6 +49,7 @@ class entra_token_cache {
     std::chrono::steady_clock::time_point expires{};
     bool fetching = false;
     std::uint64_t generation = 0;         // bumped at the end of every fetch
+    std::uint64_t token_generation = 0;   // generation of the fetch that brought `token`
     std::uint64_t failed_generation = 0;  // generation of the last failed fetch
     std::string last_error;
     std::shared_ptr<boost::asio::steady_timer> done;  // cancelled when a fetch ends

@@ -3,8 +3,8 @@
 #include <boost/json.hpp>
 
 #include "ops/log.hpp"
-#include "store/store_error.hpp"
 #include "sync/retry_policy.hpp"
+#include "sync/store_answer.hpp"
 
 namespace esd::sync {
 
@@ -54,32 +54,53 @@ asio::awaitable<renewal_result> renew_store_id_key(std::string_view key, store::
     co_return result;
   }
   auto token = co_await tokens.get(gateway.cfg().entra.audience);
-  if (!token.access_token) {
-    result.reason = token.error;
-    co_return result;
-  }
-  net::http_request req;
-  req.method = "POST";
-  req.url = refresh_uri;
-  req.bearer_token = token.access_token;
-  req.headers.emplace_back("Content-Type", "application/json");
-  req.body = json::serialize(json::object{{"serviceTicket", *token.access_token}, {"key", key}});
-  auto [ec, resp] = co_await gateway.send(std::move(req), user_id);
-  if (ec) {
-    result.reason = "renewing the " + what + " failed: " + ec.message();
-    co_return result;
-  }
-  if (resp.status != 200) {
-    auto err = store::parse_store_error_body(resp.body);
-    if (resp.status == 401 && (err.inner_code == "AuthenticationTokenInvalid" || err.code == "AuthenticationTokenInvalid")) {
-      result.outcome = renewal_result::status::dead;
-      result.reason = "the Store refused to renew the " + what +
-                      " (AuthenticationTokenInvalid): the game client must request a new key and upload it";
+  const std::string call_name = "renewing the " + what;
+  store_call call{call_name, kind};
+  net::http_response resp;
+  while (true) {
+    if (!token.access_token) {
+      result.reason = token.error;
       co_return result;
     }
-    result.retry_after = retry_after_of(resp.headers);
-    result.reason = "renewing the " + what + " failed (HTTP " + std::to_string(resp.status) +
-                    (err.inner_code.empty() ? "" : " " + err.inner_code) + ")";
+    net::http_request req;
+    req.method = "POST";
+    req.url = refresh_uri;
+    req.bearer_token = token.access_token;
+    req.headers.emplace_back("Content-Type", "application/json");
+    req.body = json::serialize(json::object{{"serviceTicket", *token.access_token}, {"key", key}});
+    auto [ec, answer] = co_await gateway.send(std::move(req), user_id);
+    if (ec) {
+      result.reason = "renewing the " + what + " failed: " + ec.message();
+      co_return result;
+    }
+    auto verdict = classify_store_answer(answer, call);
+    if (verdict.verdict == store_verdict::ok) {
+      resp = std::move(answer);
+      break;
+    }
+    if (verdict.verdict == store_verdict::token_refused) {
+      // The refusal may be our token's: judge the key only by what a token fetched after it gets.
+      const std::chrono::milliseconds no_wait{0};
+      std::optional<std::chrono::milliseconds> over;
+      if (!user_id.empty()) over = co_await gateway.admit(user_id, no_wait);
+      if (over) {
+        result.reason = "renewing the " + what + " postponed: the Store refused the service token and the "
+                        "player's request budget is used up";
+        co_return result;
+      }
+      token = co_await tokens.replace_refused(gateway.cfg().entra.audience, *token.access_token);
+      call.fresh_token = true;
+      continue;
+    }
+    result.reason = std::move(verdict.failure.reason);
+    result.retry_after = verdict.failure.retry_after;
+    if (verdict.verdict == store_verdict::key_refused) {
+      if (auto held = gateway.hold_key_refusal(user_id, kind, call_name)) {
+        result.reason = std::move(held->reason);
+      } else {
+        result.outcome = renewal_result::status::dead;
+      }
+    }
     co_return result;
   }
   std::string new_key;

@@ -12,10 +12,10 @@
 
 #include "store/collections.hpp"
 #include "ops/log.hpp"
-#include "store/store_error.hpp"
 #include "sync/key_renewal.hpp"
 #include "sync/page_bookkeeping.hpp"
 #include "sync/purchase_calls.hpp"
+#include "sync/store_answer.hpp"
 
 // GCC 12 misreads Asio's coroutine frame allocator as a new/delete mismatch (a known false positive for
 // coroutines): the frame is allocated and freed by the same awaitable_frame_base. For every coroutine here.
@@ -35,37 +35,6 @@ std::int64_t now_micros() {
 
 std::string utc(store::store_time t) { return store::to_pg_timestamptz(t).substr(0, 19) + " UTC"; }
 
-
-// What a non-200 answer from the collections API means for this player.
-sync_failure classify_store_answer(const net::http_response& resp) {
-  const auto err = store::parse_store_error_body(resp.body);
-  const std::string detail =
-      (err.inner_code.empty() ? err.code : err.inner_code) + (err.message.empty() ? "" : ": " + err.message);
-  if (resp.status == 429) {
-    const auto after = retry_after_of(resp.headers);
-    return transient("throttled", "the Store is throttling requests for this player (HTTP 429)", after);
-  }
-  if (resp.status == 401 && err.inner_code == "AuthenticationTokenInvalid") {
-    auto f = permanent("dead_key",
-        "the Store rejected the collections key (AuthenticationTokenInvalid): the key has expired or was not "
-        "issued for this app; the game client must request a new key and upload it");
-    f.dead_key = store::key_kind::collections;
-    return f;
-  }
-  if (resp.status == 401 && err.inner_code == "InconsistentClientId") {
-    auto f = permanent("dead_key",
-        "the Store says the collections key was created for another Entra application (InconsistentClientId); "
-        "the game client must request its key with the client id in [entra] client_id");
-    f.dead_key = store::key_kind::collections;
-    return f;
-  }
-  if (resp.status == 400)
-    return permanent("store_rejected", "the Store refused the collections query (HTTP 400 " + detail + ")");
-  if (resp.status >= 500)
-    return transient("store_error", "the Store collections API failed (HTTP " + std::to_string(resp.status) + ")");
-  return transient("store_error", "the Store collections API answered HTTP " + std::to_string(resp.status) +
-                   (detail.empty() ? "" : " (" + detail + ")"));
-}
 
 }  // namespace
 
@@ -373,7 +342,8 @@ asio::awaitable<std::variant<db::sync_outcome, sync_failure>> sync_collections(c
   const std::string url = cfg.store.collections_url + "/v6.0/collections/query";
   db::sync_outcome outcome;
   page_bookkeeping pages(cfg.store.max_collection_bytes, "the collection");
-  bool token_refreshed = false;
+  store_call call{"the collections query", store::key_kind::collections};
+  std::optional<token_answer> fresh_token;  // fetched after the Store refused one: used for the next request
 
   while (true) {
     if (outcome.pages >= cfg.store.max_pages)
@@ -386,7 +356,13 @@ asio::awaitable<std::variant<db::sync_outcome, sync_failure>> sync_collections(c
                           std::to_string(cfg.store.player_requests) + " per player_window); continuing in " +
                           std::to_string(after.count()) + "s", after);
     }
-    auto token = co_await tokens.get(cfg.entra.audience);
+    token_answer token;
+    if (fresh_token) {
+      token = std::move(*fresh_token);
+      fresh_token.reset();
+    } else {
+      token = co_await tokens.get(cfg.entra.audience);
+    }
     if (!token.access_token) co_return transient("entra", token.error);
 
     net::http_request req;
@@ -399,27 +375,31 @@ asio::awaitable<std::variant<db::sync_outcome, sync_failure>> sync_collections(c
     auto [ec, resp] = co_await gateway.send(std::move(req), job.user_id);
     if (ec) co_return transient("unreachable", "the Store collections API could not be reached: " + ec.message());
 
-    if (resp.status == 401 && !token_refreshed &&
-        store::parse_store_error_body(resp.body).inner_code != "AuthenticationTokenInvalid") {
-      // Our service token, not the player's key, was refused: fetch a new one and ask again once.
-      tokens.invalidate(cfg.entra.audience, *token.access_token);
-      token_refreshed = true;
-      continue;
-    }
     if (resp.status != 200) {
-      auto failure = classify_store_answer(resp);
+      auto answer = classify_store_answer(resp, call);
+      if (answer.verdict == store_verdict::token_refused) {
+        // Maybe our service token, maybe the key: ask again with a token fetched after this refusal.
+        fresh_token = co_await tokens.replace_refused(cfg.entra.audience, *token.access_token);
+        call.fresh_token = true;
+        continue;
+      }
+      if (answer.verdict == store_verdict::key_refused) {
+        if (auto held = gateway.hold_key_refusal(job.user_id, call.key, call.what)) co_return std::move(*held);
+      }
+      auto& failure = answer.failure;
       // A short Retry-After in the middle of a collection: wait it out and ask for the same page again,
       // instead of starting over (a collection bigger than one budget window would never finish).
-      if (resp.status == 429 && failure.retry_after && *failure.retry_after <= cfg.sync.max_inline_wait &&
-          outcome.throttled_waits < 10) {
+      if (answer.verdict == store_verdict::throttled && failure.retry_after &&
+          *failure.retry_after <= cfg.sync.max_inline_wait && outcome.throttled_waits < 10) {
         ++outcome.throttled_waits;
         asio::steady_timer wait(co_await asio::this_coro::executor);
         wait.expires_after(std::max(*failure.retry_after, std::chrono::seconds(1)));
         co_await wait.async_wait(asio::as_tuple(asio::use_awaitable));
         continue;
       }
-      co_return failure;
+      co_return std::move(failure);
     }
+    call.fresh_token = false;  // a later refusal gets its own fresh token before it judges the key
 
     if (auto over = pages.count_answer(resp.body.size())) co_return std::move(*over);
     auto parsed = store::parse_collections_response(resp.body);

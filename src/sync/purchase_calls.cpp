@@ -7,8 +7,8 @@
 
 #include <functional>
 
-#include "store/store_error.hpp"
 #include "sync/page_bookkeeping.hpp"
+#include "sync/store_answer.hpp"
 
 // GCC 12 misreads Asio's coroutine frame allocator as a new/delete mismatch (a known false positive for
 // coroutines): the frame is allocated and freed by the same awaitable_frame_base. For every coroutine here.
@@ -20,28 +20,28 @@ namespace asio = boost::asio;
 
 namespace {
 
-// One Store call for a player: budget, token, send; a refused service token is fetched again once, and a
-// 429 with a short Retry-After is waited out (a few times). Returns the answer (any status) or a failure
-// when there was none. The body is built for each attempt, so none is held while an answer is awaited
-// besides the one in the request.
+// One Store call for a player: budget, token, send. A 401 that may be the service token's fault is asked
+// again once with a token fetched after it, and a 429 with a short Retry-After is waited out (a few
+// times). Returns a 2xx answer, or the failure to record. The body is built for each attempt, so none is
+// held while an answer is awaited besides the one in the request.
 asio::awaitable<std::variant<net::http_response, sync_failure>> call_store(const std::string& user_id,
                                                                            const std::string& url,
                                                                            const std::function<std::string()>& body,
-                                                                           const std::string& what,
+                                                                           store_call call,
                                                                            store_gateway& gateway,
                                                                            entra_token_cache& tokens) {
   const auto& cfg = gateway.cfg();
-  bool token_refreshed = false;
+  const std::string what(call.what);
   int throttled_waits = 0;
+  auto token = co_await tokens.get(cfg.entra.audience);
   while (true) {
+    if (!token.access_token) co_return transient("entra", token.error);
     const std::chrono::milliseconds max_wait = cfg.sync.max_inline_wait;
     if (auto over = co_await gateway.admit(user_id, max_wait)) {
       const auto after = std::chrono::ceil<std::chrono::seconds>(*over);
       co_return transient("budget", "this player has used its Store request budget ([store] player_requests); " +
                           what + " goes on in " + std::to_string(after.count()) + "s", after);
     }
-    auto token = co_await tokens.get(cfg.entra.audience);
-    if (!token.access_token) co_return transient("entra", token.error);
     net::http_request req;
     req.method = "POST";
     req.url = url;
@@ -51,55 +51,36 @@ asio::awaitable<std::variant<net::http_response, sync_failure>> call_store(const
     req.body = body();
     auto [ec, resp] = co_await gateway.send(std::move(req), user_id);
     if (ec) co_return transient("unreachable", what + ": the Store could not be reached: " + ec.message());
-    if (resp.status == 401 && !token_refreshed) {
-      const auto err = store::parse_store_error_body(resp.body);
-      if (err.inner_code != "AuthenticationTokenInvalid" && err.code != "AuthenticationTokenInvalid" &&
-          err.inner_code != "InconsistentClientId") {
-        tokens.invalidate(cfg.entra.audience, *token.access_token);
-        token_refreshed = true;
+    auto answer = classify_store_answer(resp, call);
+    switch (answer.verdict) {
+      case store_verdict::ok:
+        co_return std::move(resp);
+      case store_verdict::token_refused:
+        token = co_await tokens.replace_refused(cfg.entra.audience, *token.access_token);
+        call.fresh_token = true;
         continue;
-      }
+      case store_verdict::throttled:
+        if (throttled_waits < 3 && answer.failure.retry_after && *answer.failure.retry_after <= cfg.sync.max_inline_wait) {
+          ++throttled_waits;
+          asio::steady_timer wait(co_await asio::this_coro::executor);
+          wait.expires_after(std::max(*answer.failure.retry_after, std::chrono::seconds(1)));
+          co_await wait.async_wait(asio::as_tuple(asio::use_awaitable));
+          token = co_await tokens.get(cfg.entra.audience);
+          continue;
+        }
+        break;
+      case store_verdict::key_refused:
+        if (auto held = gateway.hold_key_refusal(user_id, call.key, what)) co_return std::move(*held);
+        break;
+      case store_verdict::rejected:
+      case store_verdict::failed:
+        break;
     }
-    if (resp.status == 429 && throttled_waits < 3) {
-      const auto after = retry_after_of(resp.headers);
-      if (after && *after <= cfg.sync.max_inline_wait) {
-        ++throttled_waits;
-        asio::steady_timer wait(co_await asio::this_coro::executor);
-        wait.expires_after(std::max(*after, std::chrono::seconds(1)));
-        co_await wait.async_wait(asio::as_tuple(asio::use_awaitable));
-        continue;
-      }
-    }
-    co_return std::move(resp);
+    co_return std::move(answer.failure);
   }
 }
 
 }  // namespace
-
-sync_failure classify_purchase_answer(const net::http_response& resp, const std::string& what,
-                                      store::key_kind key_kind) {
-  const auto err = store::parse_store_error_body(resp.body);
-  const std::string code = err.inner_code.empty() ? err.code : err.inner_code;
-  const std::string detail = code + (err.message.empty() ? "" : ": " + err.message);
-  const std::string key = key_kind == store::key_kind::purchase ? "purchase key" : "collections key";
-  if (resp.status == 429) {
-    const auto after = retry_after_of(resp.headers);
-    return transient("throttled", what + ": the Store is throttling requests for this player (HTTP 429)", after);
-  }
-  if (resp.status == 401 && (code == "AuthenticationTokenInvalid" || code == "InconsistentClientId")) {
-    auto f = permanent("dead_key", what + ": the Store rejected the " + key + " (" + code +
-                       "); the game client must request a new key and upload it");
-    f.dead_key = key_kind;
-    return f;
-  }
-  if (resp.status >= 500)
-    return transient("store_error", what + ": the Store failed (HTTP " + std::to_string(resp.status) +
-                     (code.empty() ? "" : " " + code) + ")");
-  if (resp.status == 408)
-    return transient("store_error", what + ": the Store timed out (HTTP 408)");
-  return permanent("store_rejected", what + ": the Store refused it (HTTP " + std::to_string(resp.status) +
-                   (detail.empty() ? "" : " " + detail) + ")");
-}
 
 // GCC 12 misreads Asio's coroutine frame allocator as a new/delete mismatch (see player_sync.cpp).
 #pragma GCC diagnostic push
@@ -121,10 +102,9 @@ asio::awaitable<std::variant<store::grant_answer, sync_failure>> grant_product(
   const std::string what = "grant of " + task.product_id + "/" + task.sku_id;
   const std::string url = gateway.cfg().store.purchase_url + "/v6.0/purchases/grant";
   const std::function<std::string()> body = [&g] { return store::build_grant_request_v6(g); };
-  auto answer = co_await call_store(user_id, url, body, what, gateway, tokens);
+  auto answer = co_await call_store(user_id, url, body, {what, store::key_kind::purchase}, gateway, tokens);
   if (auto* f = std::get_if<sync_failure>(&answer)) co_return std::move(*f);
   const auto& resp = std::get<net::http_response>(answer);
-  if (resp.status != 200 && resp.status != 201) co_return classify_purchase_answer(resp, what, store::key_kind::purchase);
   auto parsed = store::parse_grant_response(resp.body, task.order_id);
   if (!parsed) co_return transient("bad_answer", what + ": the Store's answer made no sense: " + parsed.error);
   co_return std::move(*parsed.answer);
@@ -138,11 +118,9 @@ asio::awaitable<std::optional<sync_failure>> consume_item(const std::string& use
   const std::function<std::string()> body = [&] {
     return store::build_consume_request_v6(collections_key, task.item_id, task.tracking_id);
   };
-  auto answer = co_await call_store(user_id, url, body, what, gateway, tokens);
+  auto answer = co_await call_store(user_id, url, body, {what, store::key_kind::collections}, gateway, tokens);
   if (auto* f = std::get_if<sync_failure>(&answer)) co_return std::move(*f);
-  const auto& resp = std::get<net::http_response>(answer);
-  if (resp.status == 204 || resp.status == 200) co_return std::nullopt;
-  co_return classify_purchase_answer(resp, what, store::key_kind::collections);
+  co_return std::nullopt;
 }
 
 asio::awaitable<std::variant<std::vector<store::recurrence>, sync_failure>> read_subscriptions(
@@ -158,10 +136,9 @@ asio::awaitable<std::variant<std::vector<store::recurrence>, sync_failure>> read
                           " pages ([store] max_pages)");
     const std::string what = "subscriptions (page " + std::to_string(page) + ")";
     const std::function<std::string()> body = [&] { return store::build_recurrences_query(purchase_key, continuation); };
-    auto answer = co_await call_store(user_id, url, body, what, gateway, tokens);
+    auto answer = co_await call_store(user_id, url, body, {what, store::key_kind::purchase}, gateway, tokens);
     if (auto* f = std::get_if<sync_failure>(&answer)) co_return std::move(*f);
     const auto& resp = std::get<net::http_response>(answer);
-    if (resp.status != 200) co_return classify_purchase_answer(resp, what, store::key_kind::purchase);
     if (auto over = pages.count_answer(resp.body.size())) co_return std::move(*over);
     auto parsed = store::parse_recurrences_response(resp.body);
     if (!parsed) co_return transient("bad_answer", what + ": the Store's answer made no sense: " + parsed.error);

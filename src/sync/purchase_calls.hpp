@@ -1,6 +1,7 @@
 // One player's purchase-side Store calls: a free-product grant, a consumable fulfilment report, and the
-// subscriptions read. Each goes through the player's request budget, the cached service token (fetched
-// again once if the Store refuses it) and a short Retry-After wait, and says in words what went wrong.
+// subscriptions read. Each goes through the player's request budget, the cached service token (replaced
+// once if the Store refuses it, before any key is judged) and a short Retry-After wait, and says in
+// words what went wrong.
 #pragma once
 
 #include <boost/asio/awaitable.hpp>
@@ -33,10 +34,5 @@ boost::asio::awaitable<std::optional<sync_failure>> consume_item(const std::stri
 // POST {purchase_url}/v8.0/b2b/recurrences/query, every page.
 boost::asio::awaitable<std::variant<std::vector<store::recurrence>, sync_failure>> read_subscriptions(
     const std::string& user_id, std::string_view purchase_key, store_gateway& gateway, entra_token_cache& tokens);
-
-// What a non-2xx answer of the purchase side means. `what` names the call ("the grant"), `key` the key
-// sent ("purchase key"); key_kind is the kind a 401 AuthenticationTokenInvalid marks dead.
-sync_failure classify_purchase_answer(const net::http_response& resp, const std::string& what,
-                                      store::key_kind key_kind);
 
 }  // namespace esd::sync

@@ -1,5 +1,6 @@
 #include "sync/store_gateway.hpp"
 
+#include "ops/log.hpp"
 #include "sync/daemon_metrics.hpp"
 
 #include <boost/asio/as_tuple.hpp>
@@ -70,6 +71,21 @@ boost::asio::awaitable<std::optional<std::chrono::milliseconds>> store_gateway::
     co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
   }
   co_return std::nullopt;
+}
+
+std::optional<sync_failure> store_gateway::hold_key_refusal(const std::string& user, store::key_kind kind,
+                                                            std::string_view what) {
+  const auto j = refusals_.refused(user, std::chrono::steady_clock::now());
+  if (j == key_refusal_burst::judgement::stands) return std::nullopt;
+  const std::string burst = "the Store refused the keys of more than " + std::to_string(refusals_.max_players()) +
+                            " players within " + std::to_string(refusals_.window().count()) + "s";
+  if (metrics_) metrics_->inc(metric::key_refusals_held, {{"key", std::string(store::to_string(kind))}});
+  if (j == key_refusal_burst::judgement::burst_began)
+    log::error("keys: " + burst + ": taken as a problem on the Store's side; keys are kept and the syncs "
+               "retried until refusals slow down");
+  return transient("refusal_burst", std::string(what) + ": the Store refused the " + std::string(store::to_string(kind)) +
+                   " key, but " + burst + " (a problem on the Store's side, not this player's): the key is kept "
+                   "and the sync retried");
 }
 
 }  // namespace esd::sync

@@ -13,7 +13,9 @@
 #include "config/config.hpp"
 #include "net/https_client.hpp"
 #include "ops/metrics.hpp"
+#include "sync/key_refusal_burst.hpp"
 #include "sync/request_limits.hpp"
+#include "sync/retry_policy.hpp"
 
 namespace esd::sync {
 
@@ -45,6 +47,12 @@ class store_gateway {
   boost::asio::awaitable<std::optional<std::chrono::milliseconds>> admit(const std::string& user,
                                                                          std::chrono::milliseconds max_wait);
 
+  // A player's key, refused with a fresh service token too: nullopt when the refusal stands (the key is
+  // dead), or, when keys of many players are being refused at once, the transient failure to record
+  // instead (logged and counted: the Store's problem, not the player's).
+  std::optional<sync_failure> hold_key_refusal(const std::string& user, store::key_kind kind,
+                                               std::string_view what);
+
   const config::config& cfg() const { return cfg_; }
   net::https_client& client() { return client_; }
 
@@ -56,6 +64,7 @@ class store_gateway {
   ops::metrics* metrics_;
   player_budget budget_;
   rate_limiter rate_;
+  key_refusal_burst refusals_;
 };
 
 }  // namespace esd::sync

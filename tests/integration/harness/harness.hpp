@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -32,6 +33,11 @@ struct process_result {
   int exit_code = -1;  // -signal when killed by a signal
   std::string output;  // stdout and stderr together
 };
+
+// Polls `done` every `every` until it holds (true) or the timeout passes (false, after one last look):
+// for conditions a running daemon reaches in its own time, however slow the machine is.
+bool wait_for(const std::function<bool()>& done, std::chrono::milliseconds timeout,
+              std::chrono::milliseconds every = std::chrono::milliseconds(100));
 
 // Runs argv to completion (bounded by timeout; killed after it) and returns its status and output.
 process_result run_process(const std::vector<std::string>& argv, std::chrono::seconds timeout,

@@ -56,6 +56,15 @@ std::string read_file(const fs::path& p) {
 
 }  // namespace
 
+bool wait_for(const std::function<bool()>& done, std::chrono::milliseconds timeout, std::chrono::milliseconds every) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (!done()) {
+    if (std::chrono::steady_clock::now() > deadline) return done();
+    std::this_thread::sleep_for(every);
+  }
+  return true;
+}
+
 temp_dir::temp_dir(const std::string& prefix) {
   std::string tmpl = (fs::temp_directory_path() / (prefix + "-XXXXXX")).string();
   char* made = ::mkdtemp(tmpl.data());
