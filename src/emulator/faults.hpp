@@ -13,7 +13,11 @@
 
 namespace esd::emulator {
 
-enum class fault_mode { status, drop, truncate, malformed, hang, drop_after };
+enum class fault_mode {
+  status, drop, truncate, malformed, hang, drop_after,
+  // Hostile content (emulator/content_faults.hpp): the real answer, with one field made hostile.
+  nul_text, bad_utf8_text, giant_text, number, bad_utf8_error
+};
 
 struct fault_rule {
   std::string path;  // exact request path, or a prefix when it ends in '*'
@@ -23,6 +27,12 @@ struct fault_rule {
   int status = 500;
   std::optional<int> retry_after;      // Retry-After header for mode status
   std::optional<std::string> user_id;  // only requests for this player
+  // Hostile content: which field of the answer (of items[item], or of the top-level object when the answer
+  // has no items), how long a giant_text is, and the value of a number.
+  std::string field = "productId";
+  std::size_t item = 0;
+  std::size_t size = 15u << 20;
+  long long value = -1;
 };
 
 class fault_plan {

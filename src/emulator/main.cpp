@@ -89,7 +89,10 @@ Control API (JSON, no auth, never delayed, throttled or faulted):
   GET|POST|DELETE /_emulator/faults           POST {"path","count","mode","status","retryAfter","userId",
                                               "probability"}; mode: status (default, with status), drop,
                                               truncate, malformed, hang, or drop_after (carry the request
-                                              out, then close the connection without answering)
+                                              out, then close the connection without answering); hostile
+                                              content with "field" (default productId), "item": nul_text,
+                                              bad_utf8_text, giant_text ("size" bytes, default 15 MiB),
+                                              number ("value"), bad_utf8_error (with status, default 400)
   GET|POST /_emulator/settings                {"latencyMs","userBudget":"N/SECONDS"}
   GET  /_emulator/stats, POST /_emulator/stats/reset
 )";
