@@ -300,13 +300,13 @@ class daemon {
         metrics_.inc(metric::events, {{"outcome", ended == db::fail_outcome::lost ? "lost_lease" : outcome}});
         metrics_.inc(metric::events_failed, {{"reason", failure.code}});
       }
-    } catch (const pqxx::broken_connection& e) {
-      // The database went away mid-write: the lease brings the events back; nothing is lost.
-      log::error("sync " + common + "outcome=unrecorded " + log::field("error", e.what()));
-    } catch (const pqxx::in_doubt_error& e) {
-      log::error("sync " + common + "outcome=unrecorded " + log::field("error", e.what()));
     } catch (const std::exception& e) {
-      refused = e.what();
+      // The database went away mid-write (or a commit's outcome is unknown): the lease brings the events
+      // back; nothing is lost. Any other refusal is recorded below.
+      if (dynamic_cast<const pqxx::broken_connection*>(&e) || dynamic_cast<const pqxx::in_doubt_error*>(&e))
+        log::error("sync " + common + "outcome=unrecorded " + log::field("error", e.what()));
+      else
+        refused = e.what();
     }
     if (refused) co_await record_refused_outcome(job, common, *refused);
   }
