@@ -224,3 +224,36 @@ BOOST_AUTO_TEST_CASE(a_sync_whose_rows_the_database_refuses_is_recorded_as_a_fai
   BOOST_TEST(count("SELECT count(*) FROM entitlement_sync.key_uploads WHERE user_id = 'refused-player' "
                    "AND state = 'failed' AND last_error NOT LIKE '%stopped before finishing%'") == 1);
 }
+
+BOOST_AUTO_TEST_CASE(hostile_subscriptions_answers_stay_in_subscriptions_error) {
+  const std::string nul = "subs-nul", errbody = "subs-errbody";
+  for (const auto& user : {nul, errbody}) {
+    E().emu.put_items(user, emulator_instance::make_items(user, 2));
+    E().emu.put_subscriptions(user, R"([{"productId":"CFQ7TTC0HC8Z","skuId":"0002","recurrenceState":"Active"}])");
+    E().upload(user, E().emu.mint_key(user, "collections"), E().emu.mint_key(user, "purchase"));
+  }
+  add_fault(R"({"path":"/v8.0/b2b/recurrences/query","count":1000,"mode":"nul_text","field":"productId",)"
+            R"("userId":")" + nul + R"("})");
+  add_fault(R"({"path":"/v8.0/b2b/recurrences/query","count":1000,"mode":"bad_utf8_error","status":400,)"
+            R"("userId":")" + errbody + R"("})");
+  const std::string out = drain_output();
+  BOOST_TEST(out.find("outcome=unrecorded") == std::string::npos, out);
+  BOOST_TEST(!has_raw_control(out), "a raw control character reached the log");
+
+  for (const auto& user : {nul, errbody}) {
+    BOOST_TEST_CONTEXT(user) {
+      // The collection is written; the subscriptions read alone failed, and says why.
+      BOOST_TEST(items_of(user) == 2);
+      BOOST_TEST(last_error(user) == "(null)");
+      const auto err = value("SELECT subscriptions_error FROM entitlement_sync.user_status WHERE user_id = '" +
+                             user + "'");
+      BOOST_TEST_REQUIRE(err.has_value());
+      BOOST_TEST(!has_raw_control(*err), *err);
+      BOOST_TEST(count("SELECT count(*) FROM entitlement_sync.subscriptions WHERE user_id = '" + user + "'") == 0);
+    }
+  }
+  const auto nul_err =
+      value("SELECT subscriptions_error FROM entitlement_sync.user_status WHERE user_id = '" + nul + "'");
+  BOOST_TEST(nul_err.value_or("").find("productId contains a NUL") != std::string::npos, nul_err.value_or(""));
+  E().emu.control("DELETE", "/_emulator/faults");
+}
