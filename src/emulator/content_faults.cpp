@@ -1,9 +1,8 @@
 #include "emulator/content_faults.hpp"
 
+#include <array>
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
-
-#include <array>
 #include <utility>
 
 namespace esd::emulator {

@@ -23,7 +23,8 @@ std::optional<fault_mode> content_fault_mode(std::string_view name);
 std::string_view content_fault_name(fault_mode m);
 bool is_content_fault(fault_mode m);
 
-// Reads "field", "item", "size" and "value" of a content fault; false and `error` set when they make no sense.
+// Reads "field", "item", "size" and "value" of a content fault; false and `error` set when they make no
+// sense.
 bool read_content_fault_fields(const boost::json::object& o, fault_rule& rule, std::string& error);
 
 // Makes the served answer hostile as the rule says (res is the real answer, already built).

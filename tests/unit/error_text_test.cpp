@@ -25,19 +25,21 @@ BOOST_AUTO_TEST_CASE(control_characters_are_escaped) {
   BOOST_TEST(escape_control("plain text, \"quoted\" and a \\ backslash") ==
              "plain text, \"quoted\" and a \\ backslash");
   BOOST_TEST(escape_control("\x1b[31mred\x1b[0m") == "\\x1b[31mred\\x1b[0m");
-  BOOST_TEST(escape_control(std::string("a\0b\x07" "c\x7f", 6)) == "a\\x00b\\x07c\\x7f");
+  BOOST_TEST(escape_control(std::string("a\0b\x07"
+                                        "c\x7f",
+                                        6)) == "a\\x00b\\x07c\\x7f");
   BOOST_TEST(escape_control("one\ntwo\r\tthree") == "one\\ntwo\\r\\tthree");
 }
 
 BOOST_AUTO_TEST_CASE(utf8_is_kept_and_bytes_that_are_not_utf8_are_escaped) {
   BOOST_TEST(escape_control("Müller 日本 😀") == "Müller 日本 😀");
   BOOST_TEST(escape_control("\xff\xfe") == "\\xff\\xfe");
-  BOOST_TEST(escape_control("a\x80z") == "a\\x80z");             // a lone continuation byte
-  BOOST_TEST(escape_control("a\xC3(") == "a\\xc3(");             // a sequence cut short
-  BOOST_TEST(escape_control("\xC0\xAF") == "\\xc0\\xaf");        // an overlong '/'
-  BOOST_TEST(escape_control("\xED\xA0\x80") == "\\xed\\xa0\\x80");  // a UTF-16 surrogate
+  BOOST_TEST(escape_control("a\x80z") == "a\\x80z");                         // a lone continuation byte
+  BOOST_TEST(escape_control("a\xC3(") == "a\\xc3(");                         // a sequence cut short
+  BOOST_TEST(escape_control("\xC0\xAF") == "\\xc0\\xaf");                    // an overlong '/'
+  BOOST_TEST(escape_control("\xED\xA0\x80") == "\\xed\\xa0\\x80");           // a UTF-16 surrogate
   BOOST_TEST(escape_control("\xF4\x90\x80\x80") == "\\xf4\\x90\\x80\\x80");  // above U+10FFFF
-  BOOST_TEST(escape_control("end\xE6\x97") == "end\\xe6\\x97");  // cut at the end of the text
+  BOOST_TEST(escape_control("end\xE6\x97") == "end\\xe6\\x97");              // cut at the end of the text
 }
 
 BOOST_AUTO_TEST_CASE(an_error_line_is_bounded_and_never_cut_inside_a_character_or_escape) {
