@@ -5,8 +5,10 @@
 // - a failed parse says why: a non-empty error;
 // - an error carries no control characters (untrusted text is quoted with printable_excerpt, because
 //   messages go to the journal);
-// - a parsed page has one item per element of "items" (an item that cannot be read is an error, never
-//   skipped), and every item has the required item id, product id and status (non-empty);
+// - a parsed page has one item or one refused item per element of "items" (an item that cannot be read
+//   is an error, an item with a value refused by its bound is refused with a reason, never skipped), and
+//   every item has the required item id, product id and status (non-empty), no NUL in its texts, and
+//   ids within max_id_bytes; a refused item's reason carries no control characters;
 // - a continuation token is absent or non-empty;
 // - the page's continuation token and an item's modifiedDate go back into the next query intact:
 //   build_collections_query_v6 writes JSON that holds the same token and a modifiedAfter that parses
@@ -19,6 +21,7 @@
 
 #include "fuzz_check.hpp"
 #include "store/collections.hpp"
+#include "store/json_fields.hpp"
 
 namespace {
 
@@ -78,11 +81,18 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   }
 
   const collections_page& page = *r.page;
-  FUZZ_CHECK(page.items.size() == json_items_count(body));
+  FUZZ_CHECK(page.items.size() + page.refused.size() == json_items_count(body));
   for (const collection_item& item : page.items) {
     FUZZ_CHECK(!item.item_id.empty());
     FUZZ_CHECK(!item.product_id.empty());
     FUZZ_CHECK(!item.status.empty());
+    for (const std::string* id : {&item.item_id, &item.product_id, &item.status, &item.sku_id, &item.recurrence_id})
+      FUZZ_CHECK(id->size() <= max_id_bytes && id->find('\0') == std::string::npos);
+    FUZZ_CHECK(!item.quantity || *item.quantity >= 0);
+  }
+  for (const refused_item& r : page.refused) {
+    FUZZ_CHECK(!r.reason.empty());
+    FUZZ_CHECK_MSG(!esd::fuzz::has_control_char(r.reason), r.reason);
   }
   FUZZ_CHECK(!page.continuation_token || !page.continuation_token->empty());
   check_next_query(page);

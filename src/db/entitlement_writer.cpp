@@ -6,6 +6,7 @@
 #include <string>
 
 #include "db/queue.hpp"
+#include "ops/error_text.hpp"
 
 namespace esd::db {
 
@@ -131,9 +132,11 @@ void ensure_prepared(pqxx::connection& c) {
             "UPDATE entitlement_sync.users u SET "
             "  watermark = CASE WHEN t.wm IS NULL THEN u.watermark "
             "                   ELSE greatest(coalesce(u.watermark, t.wm), t.wm) END, "
-            "  last_synced_at = now(), last_error = NULL, last_error_at = NULL, "
+            "  last_synced_at = now(), last_error = t.refused, "
+            "  last_error_at = CASE WHEN t.refused IS NULL THEN NULL ELSE now() END, "
             "  items = (SELECT count(*) FROM entitlement_sync.entitlements e WHERE e.user_id = u.user_id) "
-            "FROM unnest($1::text[], $2::timestamptz[]) AS t(user_id, wm) WHERE u.user_id = t.user_id");
+            "FROM unnest($1::text[], $2::timestamptz[], $3::text[]) AS t(user_id, wm, refused) "
+            "WHERE u.user_id = t.user_id");
   c.prepare(subscriptions_gone,
             "UPDATE entitlement_sync.subscriptions s SET gone_at = now() "
             "WHERE s.user_id = ANY($1::text[]) AND s.gone_at IS NULL AND NOT EXISTS ("
@@ -239,7 +242,7 @@ void write_subscriptions(pqxx::work& tx, const sync_job& job, const sync_outcome
     auto failures = tx.exec_params1(
         "UPDATE entitlement_sync.users SET subscriptions_error = $2, "
         "  subscriptions_failures = subscriptions_failures + 1 WHERE user_id = $1 RETURNING subscriptions_failures",
-        job.user_id, *o.subscriptions_error)[0].as<int>();
+        job.user_id, ops::bounded_error(*o.subscriptions_error))[0].as<int>();
     // A transient failure is tried again on its own, a bounded number of times in a row: a player whose
     // subscriptions always fail (the Store has such cases) is not retried forever.
     if (o.subscriptions_retry_at && failures < max_attempts) {
@@ -284,7 +287,7 @@ std::vector<bool> complete_jobs(pqxx::connection& c, const std::vector<const syn
 
   std::vector<std::int64_t> done_ids;
   std::vector<std::pair<const sync_job*, const sync_outcome*>> incremental, full;
-  column user_col, wm_col;
+  column user_col, wm_col, refused_col;
   std::vector<std::string> read_users, read_user_of_row, read_ids;
   for (auto i : order) {
     const auto* job = jobs[i];
@@ -293,6 +296,8 @@ std::vector<bool> complete_jobs(pqxx::connection& c, const std::vector<const syn
     (job->full_sync ? full : incremental).emplace_back(job, o);
     user_col.text(job->user_id);
     if (o->max_modified) wm_col.text(store::to_pg_timestamptz(*o->max_modified)); else wm_col.null();
+    // Items refused alone are the player's last_error even though the sync is done (see sync_outcome).
+    refused_col.text_or_null(o->items_refused > 0 ? ops::bounded_error(o->refused_reason) : std::string());
     if (o->subscriptions) {
       read_users.push_back(job->user_id);
       for (const auto& sub : *o->subscriptions) {
@@ -304,7 +309,7 @@ std::vector<bool> complete_jobs(pqxx::connection& c, const std::vector<const syn
   tx.exec_prepared(events_done, to_pg_bigint_array(done_ids));
   if (!incremental.empty()) write_items(tx, incremental, false);
   if (!full.empty()) write_items(tx, full, true);
-  tx.exec_prepared(user_synced, user_col.take(), wm_col.take());
+  tx.exec_prepared(user_synced, user_col.take(), wm_col.take(), refused_col.take());
   for (auto i : order) write_subscriptions(tx, *jobs[i], *outcomes[i], max_attempts);
   if (!read_users.empty()) {
     tx.exec_prepared(subscriptions_gone, to_pg_text_array(read_users), to_pg_text_array(read_user_of_row),

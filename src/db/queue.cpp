@@ -4,6 +4,8 @@
 #include <map>
 
 #include "ops/log.hpp"
+#include "ops/error_text.hpp"
+#include "store/json_fields.hpp"
 #include "store/store_id_key.hpp"
 #include "store/uploaded_key_check.hpp"
 
@@ -46,7 +48,16 @@ void mark_key_dead_in(pqxx::transaction_base& tx, const std::string& user_id, st
   tx.exec_params("UPDATE entitlement_sync.user_keys SET " + col + "_dead_at = now(), " + col +
                      "_dead_reason = $3 WHERE user_id = $1 AND " + fingerprint_of(col) + " = $2 AND " + col +
                      "_dead_at IS NULL",
-                 user_id, fingerprint, reason);
+                 user_id, fingerprint, ops::bounded_error(reason));
+}
+
+// What a coalesced event other than the newest records: a long reason is stored once per sync (on the
+// newest event and the player), not once per event, so a flood of uploads cannot multiply it.
+std::string coalesced_error(const std::string& bounded, std::int64_t newest_event) {
+  constexpr std::size_t short_enough = 256;
+  if (bounded.size() <= short_enough) return bounded;
+  return "the same failure as event " + std::to_string(newest_event) +
+         " of this player, whose last_error and user_status.last_error give the reason";
 }
 
 }  // namespace
@@ -57,7 +68,7 @@ void mark_key_dead(pqxx::connection& c, const std::string& user_id, store::key_k
   mark_key_dead_in(tx, user_id, kind, fingerprint, reason);
   tx.exec_params(
       "UPDATE entitlement_sync.users SET last_error = $2, last_error_at = now() WHERE user_id = $1", user_id,
-      reason);
+      ops::bounded_error(reason));
   tx.commit();
 }
 
@@ -517,23 +528,28 @@ fail_outcome fail_job(pqxx::connection& c, const sync_job& job, const std::strin
   const bool final = !retry_at || job.attempts >= max_attempts;
   pqxx::work tx(c);
   pqxx::result r;
-  std::string user_error = reason;
+  // Escaped and bounded: the reason may quote a hostile answer or key, and the database refuses some bytes.
+  const std::string bounded = ops::bounded_error(reason);
+  std::string user_error = bounded;
+  const std::int64_t newest = job.event_ids.back();
   if (final) {
     if (retry_at) user_error += " (gave up after " + std::to_string(job.attempts) + " attempts)";
     r = tx.exec_params(
         "UPDATE entitlement_sync.key_uploads SET state = 'failed', finished_at = now(), lease_until = NULL, "
-        "  last_error = $3 "
+        "  last_error = CASE WHEN event_id = $5 THEN $3 ELSE $6 END "
         "WHERE event_id = ANY($1::bigint[]) AND state = 'running' AND claimed_by = $2 AND lease_id = $4",
-        to_pg_bigint_array(job.event_ids), owner, user_error, job.lease_id);
+        to_pg_bigint_array(job.event_ids), owner, user_error, job.lease_id, newest,
+        coalesced_error(user_error, newest));
   } else {
     auto micros = std::chrono::duration_cast<std::chrono::microseconds>(retry_at->time_since_epoch()).count();
     auto when = store::to_pg_timestamptz(store::store_time{micros});
     user_error += "; will retry at " + when.substr(0, 19) + " UTC";
     r = tx.exec_params(
         "UPDATE entitlement_sync.key_uploads SET state = 'pending', claimed_by = NULL, lease_until = NULL, "
-        "  lease_id = NULL, run_after = $3::timestamptz, last_error = $4 "
+        "  lease_id = NULL, run_after = $3::timestamptz, last_error = CASE WHEN event_id = $6 THEN $4 ELSE $7 END "
         "WHERE event_id = ANY($1::bigint[]) AND state = 'running' AND claimed_by = $2 AND lease_id = $5",
-        to_pg_bigint_array(job.event_ids), owner, when, reason, job.lease_id);
+        to_pg_bigint_array(job.event_ids), owner, when, bounded, job.lease_id, newest,
+        coalesced_error(bounded, newest));
   }
   if (r.affected_rows() == 0) return fail_outcome::lost;  // no longer ours: leave the other outcome alone
   if (dead_key) {
@@ -620,9 +636,10 @@ std::string record_request(pqxx::connection& c, const char* table, const char* k
                            "  line_item_id = coalesce(nullif($7, ''), line_item_id) ")
              : std::string()) +
       "WHERE request_id = $1 AND state = 'pending' RETURNING state, run_after";
-  pqxx::result rows = grant ? tx.exec_params(sql, r.request_id, end, max_attempts, r.error, retry_at,
-                                             r.order_state, r.line_item_id)
-                            : tx.exec_params(sql, r.request_id, end, max_attempts, r.error, retry_at);
+  const std::string error = ops::bounded_error(r.error);
+  pqxx::result rows = grant ? tx.exec_params(sql, r.request_id, end, max_attempts, error, retry_at,
+                                             ops::bounded_error(r.order_state), ops::bounded_error(r.line_item_id))
+                            : tx.exec_params(sql, r.request_id, end, max_attempts, error, retry_at);
   if (rows.empty()) {
     tx.commit();
     return "";

@@ -100,6 +100,10 @@ struct sync_outcome {
   std::optional<store::store_time> max_modified;
   int pages = 0;
   int throttled_waits = 0;  // 429s waited out inside the sync
+  // Items refused alone (store::refused_item): recorded as the player's last_error, the rest written; the
+  // watermark (max_modified) was held before the earliest of them, so the next sync reads them again.
+  int items_refused = 0;
+  std::string refused_reason;
   // Subscriptions: a complete read (every page), or why the read failed; neither when not read.
   std::optional<std::vector<store::recurrence>> subscriptions;
   std::optional<std::string> subscriptions_error;

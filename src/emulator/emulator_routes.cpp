@@ -5,6 +5,7 @@
 #include <iostream>
 
 #include "emulator/page_faults.hpp"
+#include "emulator/content_faults.hpp"
 #include "emulator/store_errors.hpp"
 
 namespace esd::emulator {
@@ -88,16 +89,21 @@ routed_answer emulator_routes::handle(const http_request& req, std::string_view 
     }
     fault = state_.faults.take(path, player);
     if (fault) ++state_.stats.faults_injected[std::string(to_string(fault->mode))];
-    if ((!fault || fault->mode == fault_mode::drop_after) && entra_path) ++state_.stats.token_requests;
+    const bool served = !fault || fault->mode == fault_mode::drop_after || is_content_fault(fault->mode);
+    if (served && entra_path) ++state_.stats.token_requests;
   }
   routed_answer a;
-  if (fault && fault->mode != fault_mode::drop_after) {
+  if (fault && fault->mode != fault_mode::drop_after && !is_content_fault(fault->mode)) {
     a = inject(*fault, path, entra_path, req);
   } else {
     a.delayed = a.counted = true;
     serve(req, path, entra_path, tenant, v2, a);
-    // drop_after: the request took effect (a grant granted, a consume consumed), the answer is lost.
-    if (fault) a.how = delivery::drop;
+    if (fault && is_content_fault(fault->mode)) {
+      apply_content_fault(*fault, a.response);
+    } else if (fault) {
+      // drop_after: the request took effect (a grant granted, a consume consumed), the answer is lost.
+      a.how = delivery::drop;
+    }
   }
   a.player = std::move(player);
   a.in_flight = std::move(in_flight);
@@ -159,6 +165,11 @@ routed_answer emulator_routes::inject(const fault_rule& fault, std::string_view 
       return a;
     case fault_mode::status:
     case fault_mode::drop_after:  // handled by the caller: the real answer, then the drop
+    case fault_mode::nul_text:    // the content modes too: the real answer, made hostile
+    case fault_mode::bad_utf8_text:
+    case fault_mode::giant_text:
+    case fault_mode::number:
+    case fault_mode::bad_utf8_error:
       break;
   }
   const std::string_view source = source_of(path);

@@ -1,5 +1,7 @@
 #include "emulator/faults.hpp"
 
+#include "emulator/content_faults.hpp"
+
 #include <boost/json/array.hpp>
 #include <boost/json/object.hpp>
 
@@ -27,6 +29,12 @@ std::string_view to_string(fault_mode m) {
       return "huge";
     case fault_mode::echo:
       return "echo";
+    case fault_mode::nul_text:
+    case fault_mode::bad_utf8_text:
+    case fault_mode::giant_text:
+    case fault_mode::number:
+    case fault_mode::bad_utf8_error:
+      return content_fault_name(m);
   }
   return "status";
 }
@@ -85,8 +93,11 @@ std::optional<fault_rule> fault_plan::from_json(const json::value& body, std::st
       rule.mode = fault_mode::huge;
     else if (s && *s == "echo")
       rule.mode = fault_mode::echo;
+    else if (const auto content = s ? content_fault_mode(*s) : std::nullopt)
+      rule.mode = *content;
     else {
-      error = "\"mode\" must be one of status, drop, truncate, malformed, hang, drop_after, cycle, huge, echo";
+      error = "\"mode\" must be one of status, drop, truncate, malformed, hang, drop_after, cycle, huge, echo, "
+              "nul_text, bad_utf8_text, giant_text, number, bad_utf8_error";
       return std::nullopt;
     }
   }
@@ -133,6 +144,7 @@ std::optional<fault_rule> fault_plan::from_json(const json::value& body, std::st
     }
     rule.user_id = std::string(v->as_string());
   }
+  if (is_content_fault(rule.mode) && !read_content_fault_fields(*o, rule, error)) return std::nullopt;
   return rule;
 }
 

@@ -21,6 +21,8 @@ enum class fault_mode {
   // continuation token leads in a circle, A -> B -> A -> ...; and pages of `bytes` each, continued while
   // the rule has hits left.
   cycle, huge,
+  // Hostile content (emulator/content_faults.hpp): the real answer, with one field made hostile.
+  nul_text, bad_utf8_text, giant_text, number, bad_utf8_error,
 };
 
 struct fault_rule {
@@ -32,6 +34,12 @@ struct fault_rule {
   std::optional<int> retry_after;      // Retry-After header for mode status
   std::optional<std::string> user_id;  // only requests for this player
   std::size_t bytes = 0;               // mode huge: the size of each page's answer
+  // Hostile content: which field of the answer (of items[item], or of the top-level object when the answer
+  // has no items), how long a giant_text is, and the value of a number.
+  std::string field = "productId";
+  std::size_t item = 0;
+  std::size_t size = 15u << 20;
+  long long value = -1;
 };
 
 class fault_plan {

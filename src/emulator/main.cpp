@@ -93,7 +93,11 @@ Control API (JSON, no auth, never delayed, throttled or faulted):
                                               (a text answer with status that repeats the request body);
                                               page loop (collections and recurrences queries): cycle
                                               (continuation tokens A -> B -> A ...), or huge with "bytes"
-                                              (pages of that size, continued while hits are left)
+                                              (pages of that size, continued while hits are left);
+                                              hostile content with "field" (default productId), "item":
+                                              nul_text, bad_utf8_text, giant_text ("size" bytes, default
+                                              15 MiB), number ("value"), bad_utf8_error (with status,
+                                              default 400)
   GET|POST /_emulator/settings                {"latencyMs","userBudget":"N/SECONDS"}
   GET  /_emulator/tokens, POST /_emulator/tokens/revoke
                                               every access token issued so far is refused by every Store

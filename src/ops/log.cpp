@@ -5,6 +5,8 @@
 #include <cstdlib>
 #include <mutex>
 
+#include "ops/error_text.hpp"
+
 namespace esd::log {
 namespace {
 
@@ -59,7 +61,8 @@ void write(level l, std::string_view message) {
   }
   line += to_string(l);
   line += ' ';
-  for (char c : message) line += (c == '\n' || c == '\r') ? ' ' : c;  // one record, one line
+  // One record, one line, and nothing a terminal or the journal would act on (ESC, BEL, NUL).
+  line += ops::escape_control(message);
   line += '\n';
   // One write(2) per line keeps lines whole when several threads log at once.
   const char* p = line.data();
@@ -72,7 +75,8 @@ void write(level l, std::string_view message) {
   }
 }
 
-std::string field(std::string_view name, std::string_view value) {
+std::string field(std::string_view name, std::string_view raw) {
+  const std::string value = ops::escape_control(raw);
   std::string out(name);
   out += '=';
   bool quote = value.empty() || value.find_first_of(" \"=\t") != std::string_view::npos;

@@ -31,8 +31,17 @@ struct collection_item {
   std::optional<std::int64_t> trial_time_remaining_micros;          // trialData.trialTimeRemaining
 };
 
+// An item refused alone: a value the database cannot hold or beyond its bound (README, "What is
+// recorded"). The rest of the page is kept; the watermark must stay before the item so that the next sync
+// reads it again.
+struct refused_item {
+  std::string reason;  // names the item and the field: "items[3] (item \"x\"): productId is 15728640 bytes..."
+  store_time modified_date;
+};
+
 struct collections_page {
   std::vector<collection_item> items;
+  std::vector<refused_item> refused;
   std::optional<std::string> continuation_token;  // absent or empty string -> nullopt (last page)
 };
 
@@ -44,6 +53,8 @@ struct collections_parse_result {
 
 // Reads a collections query response body (any of v6, v8, v9). A body that is not JSON, has no
 // "items" array, or has an item without item id, product id, status or a valid modifiedDate is an error.
+// An item that is well formed but holds a value refused by its bound (a NUL, text over max_id_bytes or
+// max_text_bytes, a negative or out-of-range quantity) goes to `refused` instead of `items`.
 // Dates must parse with parse_store_date; a present but malformed date is an error.
 collections_parse_result parse_collections_response(std::string_view body);
 

@@ -1,6 +1,7 @@
 #include "store/json_fields.hpp"
 
 #include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
 #include <limits>
 
 namespace esd::store {
@@ -49,27 +50,46 @@ void json_fields::fail(std::string_view key, std::string_view problem) {
   error_ += std::string(key) + " " + std::string(problem);
 }
 
+void json_fields::refuse(std::string_view key, std::string_view problem) {
+  if (ok()) value_refused_ = true;
+  fail(key, problem);
+}
+
+bool json_fields::text_refused(std::string_view key, std::string_view value, std::size_t max_bytes) {
+  if (value.find('\0') != std::string_view::npos) {
+    refuse(key, "contains a NUL character (\\u0000), which PostgreSQL cannot store");
+    return true;
+  }
+  if (value.size() > max_bytes) {
+    refuse(key, "is " + std::to_string(value.size()) + " bytes long, more than the " + std::to_string(max_bytes) +
+                    " accepted");
+    return true;
+  }
+  return false;
+}
+
 const json::value* json_fields::find(std::string_view key) const {
   const json::value* v = object_.if_contains(key);
   return (v && !v->is_null()) ? v : nullptr;
 }
 
-std::string json_fields::text(std::string_view key) {
+std::string json_fields::text(std::string_view key, std::size_t max_bytes) {
   const json::value* v = find(key);
   if (!v) return {};
   if (!v->is_string()) {
     fail(key, "is not a string");
     return {};
   }
+  if (text_refused(key, v->get_string(), max_bytes)) return {};
   return std::string(v->get_string());
 }
 
-std::string json_fields::required_text(std::string_view key) {
+std::string json_fields::required_text(std::string_view key, std::size_t max_bytes) {
   if (!find(key)) {
     fail(key, "is missing");
     return {};
   }
-  std::string s = text(key);
+  std::string s = text(key, max_bytes);
   if (s.empty() && ok()) fail(key, "is empty");
   return s;
 }
@@ -82,8 +102,21 @@ std::optional<std::int32_t> json_fields::int32(std::string_view key) {
     return static_cast<std::int32_t>(v->get_int64());
   if (v->is_uint64() && v->get_uint64() <= static_cast<std::uint64_t>(hi))
     return static_cast<std::int32_t>(v->get_uint64());
-  fail(key, v->is_number() ? "is out of range" : "is not an integer");
+  if (v->is_number()) {
+    refuse(key, "is out of range (" + json::serialize(*v) + ")");
+  } else {
+    fail(key, "is not an integer");
+  }
   return std::nullopt;
+}
+
+std::optional<std::int32_t> json_fields::non_negative_int32(std::string_view key) {
+  auto n = int32(key);
+  if (n && *n < 0) {
+    refuse(key, "is negative (" + std::to_string(*n) + ")");
+    return std::nullopt;
+  }
+  return n;
 }
 
 std::optional<bool> json_fields::boolean(std::string_view key) {
@@ -125,7 +158,7 @@ std::optional<std::int64_t> json_fields::timespan_micros(std::string_view key) {
   return micros;
 }
 
-std::vector<std::string> json_fields::texts(std::string_view key) {
+std::vector<std::string> json_fields::texts(std::string_view key, std::size_t max_bytes) {
   std::vector<std::string> out;
   const json::value* v = find(key);
   if (!v) return out;
@@ -133,11 +166,17 @@ std::vector<std::string> json_fields::texts(std::string_view key) {
     fail(key, "is not an array");
     return out;
   }
+  if (v->get_array().size() > max_list_elements) {
+    refuse(key, "has " + std::to_string(v->get_array().size()) + " elements, more than the " +
+                    std::to_string(max_list_elements) + " accepted");
+    return out;
+  }
   for (const auto& e : v->get_array()) {
     if (!e.is_string()) {
       fail(key, "has an element that is not a string");
       return {};
     }
+    if (text_refused(key, e.get_string(), max_bytes)) return {};
     out.emplace_back(e.get_string());
   }
   return out;

@@ -18,6 +18,15 @@
 
 namespace esd::store {
 
+// Bounds on the Store's text, in bytes (README, "What is recorded"). Ids, codes and states are compared,
+// indexed (product_id, item_id, recurrence_id) or shown; nothing the Store documents comes near the bound,
+// and with a 256-character user id a row stays inside PostgreSQL's btree limit.
+inline constexpr std::size_t max_id_bytes = 512;
+// Free text the developer or the Store writes: offer tokens, ticket references, tags, fulfilment data.
+inline constexpr std::size_t max_text_bytes = 16 * 1024;
+// Elements of one list of texts (tags, fulfillmentData, satisfiedByProductIds).
+inline constexpr std::size_t max_list_elements = 256;
+
 class json_fields {
  public:
   // where: how the error names the object, e.g. "items[2]"; empty for a top-level object.
@@ -26,24 +35,36 @@ class json_fields {
   // The value, or nullptr if absent or null.
   const boost::json::value* find(std::string_view key) const;
 
-  std::string text(std::string_view key);           // "" if absent
-  std::string required_text(std::string_view key);  // also an error if absent or empty
+  // Text PostgreSQL cannot store (a NUL) or longer than max_bytes is refused: "" and an error naming the
+  // field. (Boost.JSON refuses a body whose strings are not UTF-8, so every string read here is UTF-8.)
+  std::string text(std::string_view key, std::size_t max_bytes = max_text_bytes);  // "" if absent
+  // Also an error if absent or empty.
+  std::string required_text(std::string_view key, std::size_t max_bytes = max_text_bytes);
   std::optional<std::int32_t> int32(std::string_view key);
+  std::optional<std::int32_t> non_negative_int32(std::string_view key);  // a count: negative is refused
   std::optional<bool> boolean(std::string_view key);
   std::optional<store_time> date(std::string_view key);
   std::optional<store_time> required_date(std::string_view key);
   std::optional<std::int64_t> timespan_micros(std::string_view key);
-  std::vector<std::string> texts(std::string_view key);  // an array of strings; empty if absent
+  // An array of strings, each checked as text(key, max_bytes), at most max_list_elements; empty if absent.
+  std::vector<std::string> texts(std::string_view key, std::size_t max_bytes = max_text_bytes);
   const boost::json::object* object(std::string_view key);
 
   bool ok() const { return error_.empty(); }
   const std::string& error() const { return error_; }
   void fail(std::string_view key, std::string_view problem);
+  // The first problem was a value refused by its bounds (text PostgreSQL cannot store, too long, a number
+  // out of range), not an answer of the wrong shape: the object is still well formed.
+  bool value_refused() const { return value_refused_; }
+  void refuse(std::string_view key, std::string_view problem);  // fail, for a value refused by its bounds
 
  private:
+  bool text_refused(std::string_view key, std::string_view value, std::size_t max_bytes);
+
   const boost::json::object& object_;
   std::string where_;
   std::string error_;
+  bool value_refused_ = false;
 };
 
 // A short printable excerpt of untrusted text for error messages: control characters become spaces,

@@ -33,8 +33,8 @@ grant_parse_result parse_grant_response(std::string_view body, std::string_view 
   }
   json_fields f(doc->get_object(), "");
   grant_answer a;
-  a.order_id = f.required_text("orderId");
-  a.order_state = f.required_text("orderState");
+  a.order_id = f.required_text("orderId", max_id_bytes);
+  a.order_state = f.required_text("orderState", max_id_bytes);
   if (const json::value* lines = f.find("orderLineItems")) {
     if (!lines->is_array()) {
       f.fail("orderLineItems", "is not an array");
@@ -44,8 +44,8 @@ grant_parse_result parse_grant_response(std::string_view body, std::string_view 
         f.fail("orderLineItems", "[0] is not an object");
       } else {
         json_fields line(first.get_object(), "orderLineItems[0]");
-        a.line_item_id = line.text("lineItemId");
-        a.fulfillment_state = line.text("fulfillmentState");
+        a.line_item_id = line.text("lineItemId", max_id_bytes);
+        a.fulfillment_state = line.text("fulfillmentState", max_id_bytes);
         if (!line.ok()) f.fail("orderLineItems", "is malformed (" + line.error() + ")");
       }
     }
@@ -92,7 +92,7 @@ recurrences_parse_result parse_recurrences_response(std::string_view body) {
     return r;
   }
   recurrences_page page;
-  std::string token = top.text("continuationToken");
+  std::string token = top.text("continuationToken", max_text_bytes);
   if (!top.ok()) {
     r.error = top.error();
     return r;
@@ -108,12 +108,12 @@ recurrences_parse_result parse_recurrences_response(std::string_view body) {
     }
     json_fields f(arr[i].get_object(), where);
     recurrence s;
-    s.id = f.required_text("id");
-    s.product_id = f.text("productId");
-    s.sku_id = f.text("skuId");
-    s.state = f.text("recurrenceState");
-    s.market = f.text("market");
-    s.beneficiary = f.text("beneficiary");
+    s.id = f.required_text("id", max_id_bytes);
+    s.product_id = f.text("productId", max_id_bytes);
+    s.sku_id = f.text("skuId", max_id_bytes);
+    s.state = f.text("recurrenceState", max_id_bytes);
+    s.market = f.text("market", max_id_bytes);
+    s.beneficiary = f.text("beneficiary", max_id_bytes);
     s.auto_renew = f.boolean("autoRenew");
     s.is_trial = f.boolean("isTrial");
     s.start_time = f.date("startTime");

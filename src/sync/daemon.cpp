@@ -27,6 +27,7 @@
 #include "ops/metrics.hpp"
 #include "ops/metrics_server.hpp"
 #include "ops/systemd_notify.hpp"
+#include "store/json_fields.hpp"
 #include "sync/daemon_metrics.hpp"
 #include "sync/key_renewal.hpp"
 #include "sync/player_sync.hpp"
@@ -234,6 +235,7 @@ class daemon {
                          log::field("events", static_cast<long long>(job.event_ids.size())) + " " +
                          log::field("first_event", job.event_ids.front()) + " " +
                          log::field("attempt", job.attempts) + " " + (job.full_sync ? "full=1 " : "");
+    std::optional<std::string> refused;  // what the database said when it refused the write
     try {
       // Renewed keys first, whatever the outcome: after a renewal the old key may no longer work.
       for (const auto& r : report.renewed) {
@@ -272,7 +274,9 @@ class daemon {
         if (!mine) metrics_.inc(metric::leases_lost);
         log::info("sync " + common + log::field("items", static_cast<long long>(ok->items.size())) + " " +
                   log::field("pages", ok->pages) + " " +
-                  (ok->throttled_waits ? log::field("throttled_waits", ok->throttled_waits) + " " : std::string()) + log::field("duration_ms", static_cast<long long>(ms.count())) +
+                  (ok->throttled_waits ? log::field("throttled_waits", ok->throttled_waits) + " " : std::string()) +
+                  (ok->items_refused ? log::field("refused", ok->items_refused) + " " : std::string()) +
+                  log::field("duration_ms", static_cast<long long>(ms.count())) +
                   " " + (mine ? "outcome=ok" : "outcome=lost-lease"));
         metrics_.inc(metric::events, {{"outcome", mine ? "done" : "lost_lease"}});
         if (mine) metrics_.inc(metric::items_written, {}, static_cast<double>(ok->items.size()));
@@ -297,7 +301,37 @@ class daemon {
         metrics_.inc(metric::events_failed, {{"reason", failure.code}});
       }
     } catch (const std::exception& e) {
-      // The database went away mid-write: the lease brings the events back; nothing is lost.
+      // The database went away mid-write (or a commit's outcome is unknown): the lease brings the events
+      // back; nothing is lost. Any other refusal is recorded below.
+      if (dynamic_cast<const pqxx::broken_connection*>(&e) || dynamic_cast<const pqxx::in_doubt_error*>(&e))
+        log::error("sync " + common + "outcome=unrecorded " + log::field("error", e.what()));
+      else
+        refused = e.what();
+    }
+    if (refused) co_await record_refused_outcome(job, common, *refused);
+  }
+
+  // The database refused what a sync wrote, for a reason other than a lost connection (a value it cannot
+  // take, a constraint): a second, minimal write records a failure, so the events retry or end failed with
+  // the reason instead of waiting out their lease, and user_status says why.
+  asio::awaitable<void> record_refused_outcome(const db::sync_job& job, const std::string& common,
+                                               const std::string& error) {
+    const std::string reason = "the database refused to store this sync's outcome: " +
+                               store::printable_excerpt(error, 300);
+    const auto retry_at = std::chrono::system_clock::now() +
+                          retry_delay(job.attempts, sync_.retry_base, sync_.retry_cap, std::nullopt, rng_);
+    try {
+      auto fail = [&job, &reason, retry_at, owner = owner_, max = sync_.max_attempts](pqxx::connection& c) {
+        return db::fail_job(c, job, owner, reason, retry_at, max);
+      };
+      const auto ended = co_await db_.run(fail);
+      const char* outcome = ended == db::fail_outcome::failed ? "failed"
+                            : ended == db::fail_outcome::retry ? "retry"
+                                                               : "lost-lease";
+      log::warning("sync " + common + "outcome=" + outcome + " " + log::field("reason", reason));
+      metrics_.inc(metric::events, {{"outcome", ended == db::fail_outcome::lost ? "lost_lease" : outcome}});
+      metrics_.inc(metric::events_failed, {{"reason", "db_refused"}});
+    } catch (const std::exception& e) {
       log::error("sync " + common + "outcome=unrecorded " + log::field("error", e.what()));
     }
   }

@@ -262,8 +262,11 @@ asio::awaitable<player_sync_result> sync_player(const db::sync_job& job, store_g
   // The collections key: checked, renewed when due, then used for consume reports and the query.
   std::optional<sync_failure> collections_problem;
   if (!job.key_problems.empty()) {
-    std::string reason = job.key_problems.front();
-    for (std::size_t i = 1; i < job.key_problems.size(); ++i) reason += "; " + job.key_problems[i];
+    // The newest problem, and how many more: a flood of bad uploads must not make a reason per upload.
+    std::string reason = job.key_problems.back();
+    if (job.key_problems.size() > 1)
+      reason += " (and " + std::to_string(job.key_problems.size() - 1) + " earlier upload" +
+                (job.key_problems.size() > 2 ? "s" : "") + " of this player could not be used either)";
     collections_problem = permanent("bad_key", std::move(reason));
   }
   std::string_view collections_key;
@@ -344,6 +347,7 @@ asio::awaitable<std::variant<db::sync_outcome, sync_failure>> sync_collections(c
   page_bookkeeping pages(cfg.store.max_collection_bytes, "the collection");
   store_call call{"the collections query", store::key_kind::collections};
   std::optional<token_answer> fresh_token;  // fetched after the Store refused one: used for the next request
+  std::optional<store::store_time> hold;  // the earliest modifiedDate of an item refused alone
 
   while (true) {
     if (outcome.pages >= cfg.store.max_pages)
@@ -407,6 +411,11 @@ asio::awaitable<std::variant<db::sync_outcome, sync_failure>> sync_collections(c
       co_return transient("bad_answer", "the Store's collections answer made no sense (page " +
                           std::to_string(outcome.pages + 1) + "): " + parsed.error);
     ++outcome.pages;
+    for (const auto& r : parsed.page->refused) {
+      if (outcome.items_refused++ == 0)
+        outcome.refused_reason = "page " + std::to_string(outcome.pages) + ", " + r.reason;
+      if (!r.modified_date.is_infinity() && (!hold || r.modified_date < *hold)) hold = r.modified_date;
+    }
     auto& items = parsed.page->items;
     for (const auto& item : items) {
       if (!outcome.max_modified || item.modified_date > *outcome.max_modified)
@@ -425,6 +434,16 @@ asio::awaitable<std::variant<db::sync_outcome, sync_failure>> sync_collections(c
     query.continuation_token = std::move(next);
   }
   keep_newest_per_item(outcome.items);  // an item repeated (across pages): the newest wins
+  if (outcome.items_refused > 0) {
+    // A refused item is never skipped silently: the watermark stays before it, so every sync reads it again
+    // (and stores it once the Store sends it whole), and the player's last_error says which and why.
+    if (hold && outcome.max_modified && !(*outcome.max_modified < *hold))
+      outcome.max_modified = store::store_time{hold->micros - 1};
+    outcome.refused_reason = std::to_string(outcome.items_refused) +
+                             (outcome.items_refused == 1 ? " item was" : " items were") +
+                             " not stored, the first: " + outcome.refused_reason +
+                             "; the other items were written, and the next sync reads these again";
+  }
   // A watermark in the future would hide items modified before it: never trust one beyond our clock.
   if (outcome.max_modified && !outcome.max_modified->is_infinity() &&
       outcome.max_modified->micros > now_micros())

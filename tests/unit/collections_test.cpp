@@ -34,6 +34,8 @@ std::string parse_error(std::string_view body) {
 
 store_time date(std::string_view s) { return *parse_store_date(s); }
 
+json::value text(std::string_view s) { return json::value(s); }
+
 // A minimal valid v8 item, to be broken one field at a time.
 json::object minimal_item() {
   return json::parse(R"({"id":"i1","productId":"9N30KZZF4BR9","status":"Active",
@@ -192,7 +194,6 @@ BOOST_AUTO_TEST_CASE(bad_items_name_the_item_and_field) {
       {"acquiredDate", "2021-06-142T23:57:51.1415104+00:00", "items[1]: acquiredDate is not a date"},
       {"endDate", 1630360388, "items[1]: endDate is not a date"},
       {"quantity", "1", "items[1]: quantity is not an integer"},
-      {"quantity", 4294967296, "items[1]: quantity is out of range"},
       {"tags", "a,b", "items[1]: tags is not an array"},
       {"tags", json::array{"a", 1}, "items[1]: tags has an element that is not a string"},
       {"trialData", json::object{{"isTrial", "false"}}, "items[1].trialData: isTrial is not true or false"},
@@ -210,6 +211,67 @@ BOOST_AUTO_TEST_CASE(bad_items_name_the_item_and_field) {
       BOOST_TEST(e.find(c.expected) == 0u, e);
     }
   }
+}
+
+// A well-formed item with a value the database cannot hold or beyond its bound is refused alone, with a
+// reason naming the item and the field, and its modifiedDate (which the watermark must stay before).
+BOOST_AUTO_TEST_CASE(values_refused_by_their_bound_refuse_the_item_alone) {
+  struct refused_case {
+    const char* field;
+    json::value value;
+    const char* expected;
+  };
+  const std::vector<refused_case> cases = {
+      {"productId", text(std::string("9N\0evil", 7)), "items[1]: productId contains a NUL character"},
+      {"id", text(std::string(513, 'i')), "items[1]: id is 513 bytes long, more than the 512 accepted"},
+      {"productId", text(std::string(1 << 20, 'p')), "items[1]: productId is 1048576 bytes long"},
+      {"skuId", text(std::string("00\0""10", 5)), "items[1]: skuId contains a NUL character"},
+      {"transactionId", text(std::string(600, 't')), "items[1]: transactionId is 600 bytes long"},
+      {"inAppOfferToken", text(std::string(16 * 1024 + 1, 'o')), "items[1]: inAppOfferToken is 16385 bytes long"},
+      {"tags", json::array{"ok", text(std::string("a\0b", 3))}, "items[1]: tags contains a NUL character"},
+      {"tags", json::array(300, "t"), "items[1]: tags has 300 elements, more than the 256 accepted"},
+      {"satisfiedByProductIds", json::array{std::string(513, 's')}, "items[1]: satisfiedByProductIds is 513"},
+      {"purchaser", json::object{{"identityValue", text(std::string("x\0", 2))}}, "items[1]: purchaser is refused"},
+      {"quantity", -3, "items[1]: quantity is negative (-3)"},
+      {"quantity", 4294967296, "items[1]: quantity is out of range (4294967296)"},
+      {"quantity", -4294967296, "items[1]: quantity is out of range (-4294967296)"},
+  };
+  for (const auto& c : cases) {
+    auto item = minimal_item();
+    item["id"] = "i2";
+    item["modifiedDate"] = "2021-09-01T00:00:00Z";
+    item[c.field] = c.value;
+    BOOST_TEST_CONTEXT(c.field) {
+      auto page = parse_ok(body_with(item));
+      BOOST_TEST_REQUIRE(page.items.size() == 1u);  // the other item is kept
+      BOOST_TEST(page.items[0].item_id == "i1");
+      BOOST_TEST_REQUIRE(page.refused.size() == 1u);
+      BOOST_TEST(page.refused[0].reason.find(c.expected) == 0u, page.refused[0].reason);
+      BOOST_TEST(page.refused[0].reason.size() < 400u);
+      BOOST_TEST((page.refused[0].modified_date == date("2021-09-01T00:00:00Z")));
+      BOOST_TEST(page.refused[0].reason.find('\0') == std::string::npos);
+    }
+  }
+  // The item is named by its id when the id itself is fine.
+  auto item = minimal_item();
+  item["id"] = "named-item";
+  item["productId"] = std::string("a\0", 2);
+  BOOST_TEST(parse_ok(body_with(item)).refused.at(0).reason.find("(item \"named-item\")") != std::string::npos);
+}
+
+// What cannot be placed (no readable modifiedDate) or is not our shape refuses the whole answer, as do text
+// problems outside the items and bodies that are not UTF-8 (then not JSON).
+BOOST_AUTO_TEST_CASE(values_that_cannot_be_placed_refuse_the_answer) {
+  auto item = minimal_item();
+  item["productId"] = std::string("a\0", 2);
+  item.erase("modifiedDate");
+  BOOST_TEST(parse_error(body_with(item)).find("items[1]: productId contains a NUL") == 0u);
+  BOOST_TEST(parse_error(R"({"items":[],"continuationToken":"a\u0000b"})").find("continuationToken contains a NUL") ==
+             0u);
+  BOOST_TEST(parse_error("{\"items\":[{\"id\":\"i\xff\"}]}").find("not valid JSON") != std::string::npos);
+  // A long continuation token is free text, not an id.
+  auto page = parse_ok(R"({"items":[],"continuationToken":")" + std::string(4000, 'c') + "\"}");
+  BOOST_TEST(page.continuation_token->size() == 4000u);
 }
 
 BOOST_AUTO_TEST_CASE(v6_query_body_matches_the_doc) {

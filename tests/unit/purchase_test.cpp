@@ -107,6 +107,27 @@ BOOST_AUTO_TEST_CASE(recurrences_answers_that_make_no_sense_are_errors) {
   BOOST_TEST(!paged.page->items[0].auto_renew.has_value());
 }
 
+// Text the database cannot hold refuses the whole answer (a grant is retried with the same order id, a
+// subscriptions read fails alone), with the field named.
+BOOST_AUTO_TEST_CASE(purchase_answers_with_text_the_database_cannot_hold_are_refused_naming_the_field) {
+  auto nul_state = parse_grant_response(R"({"orderId":"a","orderState":"Purch\u0000ased"})", "a");
+  BOOST_TEST(!nul_state);
+  BOOST_TEST(nul_state.error.find("orderState contains a NUL") == 0u, nul_state.error);
+  auto long_line = parse_grant_response(
+      R"({"orderId":"a","orderState":"Purchased","orderLineItems":[{"lineItemId":")" + std::string(600, 'l') + "\"}]}",
+      "a");
+  BOOST_TEST(!long_line);
+  BOOST_TEST(long_line.error.find("lineItemId is 600 bytes long") != std::string::npos, long_line.error);
+
+  auto nul_product = parse_recurrences_response(R"({"items":[{"id":"a","productId":"CFQ\u0000"}]})");
+  BOOST_TEST(!nul_product);
+  BOOST_TEST(nul_product.error.find("items[0]: productId contains a NUL") == 0u, nul_product.error);
+  auto giant_id = parse_recurrences_response(R"({"items":[{"id":")" + std::string(15u << 20, 'g') + "\"}]}");
+  BOOST_TEST(!giant_id);
+  BOOST_TEST(giant_id.error.find("items[0]: id is 15728640 bytes long") == 0u);
+  BOOST_TEST(giant_id.error.size() < 200u);
+}
+
 BOOST_AUTO_TEST_CASE(recurrences_query_and_continuation) {
   auto first = json::parse(build_recurrences_query("KEY", std::nullopt)).as_object();
   BOOST_TEST(first.size() == 1u);
