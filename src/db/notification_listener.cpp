@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <random>
 
+#include "db/db_error.hpp"
 #include "db/db_pool.hpp"
 #include "ops/log.hpp"
 
@@ -67,7 +68,7 @@ void notification_listener::loop() {
     } catch (const std::exception& e) {
       connected_ = false;
       if (stop_) break;
-      log::warning(std::string("listener: database connection lost, retrying: ") + e.what());
+      log::warning(std::string("listener: database connection lost, retrying: ") + describe_error(e));
       // Exponential backoff with full jitter, capped at 30 s; checks stop every 100 ms.
       auto wait = std::chrono::milliseconds(
           std::uniform_int_distribution<long long>(backoff.count() / 2, backoff.count())(rng));

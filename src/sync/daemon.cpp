@@ -19,6 +19,7 @@
 #include <random>
 #include <set>
 
+#include "db/db_error.hpp"
 #include "db/db_pool.hpp"
 #include "db/migrations.hpp"
 #include "db/notification_listener.hpp"
@@ -143,7 +144,7 @@ class daemon {
           claim_failures_ = 0;
         } catch (const std::exception& e) {
           ++claim_failures_;
-          log::error(std::string("queue: claiming events failed: ") + e.what());
+          log::error(std::string("queue: claiming events failed: ") + db::describe_error(e));
           if (opts_.drain && claim_failures_ >= 3) {
             fatal_ = true;
             break;
@@ -163,7 +164,7 @@ class daemon {
           auto next_due = [](pqxx::connection& c) { return db::seconds_until_next_due(c); };
           next = co_await db_.run(next_due);
         } catch (const std::exception& e) {
-          log::error(std::string("queue: reading the next due time failed: ") + e.what());
+          log::error(std::string("queue: reading the next due time failed: ") + db::describe_error(e));
           fatal_ = true;
           break;
         }
@@ -304,9 +305,9 @@ class daemon {
       // The database went away mid-write (or a commit's outcome is unknown): the lease brings the events
       // back; nothing is lost. Any other refusal is recorded below.
       if (dynamic_cast<const pqxx::broken_connection*>(&e) || dynamic_cast<const pqxx::in_doubt_error*>(&e))
-        log::error("sync " + common + "outcome=unrecorded " + log::field("error", e.what()));
+        log::error("sync " + common + "outcome=unrecorded " + log::field("error", db::describe_error(e)));
       else
-        refused = e.what();
+        refused = db::describe_error(e);
     }
     if (refused) co_await record_refused_outcome(job, common, *refused);
   }
@@ -332,7 +333,7 @@ class daemon {
       metrics_.inc(metric::events, {{"outcome", ended == db::fail_outcome::lost ? "lost_lease" : outcome}});
       metrics_.inc(metric::events_failed, {{"reason", "db_refused"}});
     } catch (const std::exception& e) {
-      log::error("sync " + common + "outcome=unrecorded " + log::field("error", e.what()));
+      log::error("sync " + common + "outcome=unrecorded " + log::field("error", db::describe_error(e)));
     }
   }
 
@@ -433,7 +434,7 @@ class daemon {
     } catch (const std::exception& e) {
       // The row stays pending; its next try sends the same idempotency key, so nothing happens twice.
       log::error(std::string(what) + " " + log::field("user", job.user_id) + " " +
-                 log::field("request", r.request_id) + " outcome=unrecorded " + log::field("error", e.what()));
+                 log::field("request", r.request_id) + " outcome=unrecorded " + log::field("error", db::describe_error(e)));
       co_return;
     }
     const std::string outcome = state.empty() ? "already-recorded" : state == "pending" ? "retry" : state;
@@ -466,7 +467,7 @@ class daemon {
           log::warning("queue: lease " + std::to_string(id) +
                        " ran out and its events were taken up again elsewhere; this sync's result will be dropped");
       } catch (const std::exception& e) {
-        log::warning(std::string("queue: extending leases failed (retrying): ") + e.what());
+        log::warning(std::string("queue: extending leases failed (retrying): ") + db::describe_error(e));
       }
     }
   }
@@ -493,7 +494,7 @@ class daemon {
           co_await prune_timer_.async_wait(asio::as_tuple(asio::use_awaitable));
         }
       } catch (const std::exception& e) {
-        log::warning(std::string("queue: pruning old events failed: ") + e.what());
+        log::warning(std::string("queue: pruning old events failed: ") + db::describe_error(e));
       }
       if (total > 0) {
         metrics_.inc(metric::events_pruned, {}, static_cast<double>(total));
@@ -517,7 +518,7 @@ class daemon {
           log::debug("backfill: queued " + log::field("players", static_cast<long long>(n)));
         }
       } catch (const std::exception& e) {
-        log::warning(std::string("backfill: feeding the queue failed: ") + e.what());
+        log::warning(std::string("backfill: feeding the queue failed: ") + db::describe_error(e));
       }
     }
   }
@@ -574,7 +575,7 @@ class daemon {
         db_reachable_ = true;
       } catch (const std::exception& e) {
         db_reachable_ = false;
-        log::warning(std::string("metrics: reading queue statistics failed: ") + e.what());
+        log::warning(std::string("metrics: reading queue statistics failed: ") + db::describe_error(e));
       }
       metrics_.set(metric::db_busy, static_cast<double>(db_.busy()));
       gauge_timer_.expires_after(5s);
@@ -616,7 +617,7 @@ class daemon {
         };
         due = co_await db_.run(find);
       } catch (const std::exception& e) {
-        log::warning(std::string("keys: sweep query failed: ") + e.what());
+        log::warning(std::string("keys: sweep query failed: ") + db::describe_error(e));
       }
       for (const auto& d : due) {
         if (stopping_) co_return;
@@ -649,7 +650,7 @@ class daemon {
             log::warning("keys: sweep could not renew " + who + " " + log::field("reason", r.reason));
           }
         } catch (const std::exception& e) {
-          log::warning("keys: sweep could not store the renewal of " + who + ": " + e.what());
+          log::warning("keys: sweep could not store the renewal of " + who + ": " + db::describe_error(e));
         }
         std::chrono::milliseconds next = spacing;
         if (r.retry_after) {
@@ -697,7 +698,7 @@ class daemon {
         auto give_back = [&job, owner = owner_](pqxx::connection& c) { return db::hand_back_job(c, job, owner); };
         if (co_await db_.run(give_back)) ++handed_back;
       } catch (const std::exception& e) {
-        log::error("stopping: handing back events failed (the lease brings them back): " + std::string(e.what()));
+        log::error("stopping: handing back events failed (the lease brings them back): " + db::describe_error(e));
       }
     }
     log::warning("stopping with " + std::to_string(unfinished.size()) + " syncs unfinished after " +

@@ -222,6 +222,10 @@ BOOST_AUTO_TEST_CASE(a_sync_whose_rows_the_database_refuses_is_recorded_as_a_fai
   BOOST_TEST(items_of("refused-good") == 3);
   const std::string err = last_error("refused-player");
   BOOST_TEST(err.find("the database refused") != std::string::npos, err);
+  BOOST_TEST(err.find("SQLSTATE 23514") != std::string::npos, err);
+  // PostgreSQL quotes the refused row in its DETAIL line (in user_keys that row holds keys): never passed on.
+  BOOST_TEST(err.find("Failing row") == std::string::npos, err);
+  BOOST_TEST(out.find("Failing row") == std::string::npos, out);
   BOOST_TEST(count("SELECT count(*) FROM entitlement_sync.key_uploads WHERE user_id = 'refused-player' "
                    "AND state = 'failed' AND last_error NOT LIKE '%stopped before finishing%'") == 1);
 }
