@@ -146,6 +146,10 @@ constexpr std::array key_specs{
              [](config& c, std::string_view v) { return read_seconds(v, 1s, 24h, c.keys.sweep_interval); }},
     key_spec{"keys", "sweep_batch",
              [](config& c, std::string_view v) { return read_int(v, 1, 10000, c.keys.sweep_batch); }},
+    key_spec{"keys", "refusal_burst_players",
+             [](config& c, std::string_view v) { return read_int(v, 1, 1000000, c.keys.refusal_burst_players); }},
+    key_spec{"keys", "refusal_burst_window",
+             [](config& c, std::string_view v) { return read_seconds(v, 1s, 24h, c.keys.refusal_burst_window); }},
     key_spec{"security", "key_encryption_key_file",
              [](config& c, std::string_view v) { return set_text(c.security.key_encryption_key_file, v); }},
 

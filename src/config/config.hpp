@@ -87,6 +87,10 @@ struct keys_config {
   seconds sweep_interval{900};              // [keys] sweep_interval: one sweep round this often
   int sweep_batch = 50;                     // [keys] sweep_batch, 1..10000: keys renewed per round at most,
                                             // spread evenly over the round
+  // [keys] refusal_burst_players, 1..1000000, and refusal_burst_window: the Store refusing the keys of more
+  // players than this within the window is taken as a problem on its side, not as that many dead keys.
+  int refusal_burst_players = 10;
+  seconds refusal_burst_window{60};
 };
 
 struct security_config {

@@ -784,6 +784,8 @@ std::vector<std::string> needs_restart(const config::config& a, const config::co
   check("[keys] keep_alive_for", a.keys.keep_alive_for == b.keys.keep_alive_for);
   check("[keys] sweep_interval", a.keys.sweep_interval == b.keys.sweep_interval);
   check("[keys] sweep_batch", a.keys.sweep_batch == b.keys.sweep_batch);
+  check("[keys] refusal_burst_players", a.keys.refusal_burst_players == b.keys.refusal_burst_players);
+  check("[keys] refusal_burst_window", a.keys.refusal_burst_window == b.keys.refusal_burst_window);
   check("[security] key_encryption_key_file",
         a.security.key_encryption_key_file == b.security.key_encryption_key_file);
   return out;

@@ -13,7 +13,8 @@ namespace esd::sync {
 
 store_gateway::store_gateway(net::https_client& client, const config::config& cfg, ops::metrics* metrics)
     : client_(client), cfg_(cfg), metrics_(metrics),
-      budget_(cfg.store.player_requests, cfg.store.player_window), rate_(cfg.store.max_requests_per_second) {
+      budget_(cfg.store.player_requests, cfg.store.player_window), rate_(cfg.store.max_requests_per_second),
+      refusals_(static_cast<std::size_t>(cfg.keys.refusal_burst_players), cfg.keys.refusal_burst_window) {
   for (const auto& url : {cfg.store.collections_url, cfg.store.purchase_url}) {
     if (auto u = net::parse_https_url(url)) store_endpoints_.emplace(u->host, u->port);
   }

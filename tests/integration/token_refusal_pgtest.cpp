@@ -132,15 +132,17 @@ BOOST_AUTO_TEST_CASE(keys_of_many_players_refused_at_once_are_kept) {
   }
   auto dir = temp_dir("esd-burst");
   // Only what is due at once: the held syncs are retried later, outside this run.
-  const auto cfg = write_daemon_config(dir.path(), E().pg.url(), E().emu, "[sync]\ndrain_grace = 0s\n");
+  const auto cfg = write_daemon_config(dir.path(), E().pg.url(), E().emu,
+                                       "[sync]\ndrain_grace = 0s\n[keys]\nrefusal_burst_players = 4\n");
   auto r = run_daemon(cfg, {"run", "--drain"});
   BOOST_TEST_REQUIRE(r.exit_code == 0, r.output);
   no_credentials_in(r.output);
 
-  // At most the threshold's worth are marked dead; the rest are kept and wait for a retry, not failed.
+  // At most the threshold's worth ([keys] refusal_burst_players) are marked dead; the rest are kept and
+  // wait for a retry, not failed.
   const auto dead = dead_keys("burst-");
   BOOST_TEST(dead >= 1, r.output);  // few refusals stand: those keys are dead
-  BOOST_TEST(dead <= 10, r.output);
+  BOOST_TEST(dead <= 4, r.output);
   BOOST_TEST(count("SELECT count(*) FROM entitlement_sync.key_uploads WHERE user_id LIKE 'burst-%' "
                    "AND state = 'pending' AND attempts = 1") == players - dead);
   BOOST_TEST(count("SELECT count(*) FROM entitlement_sync.user_status WHERE user_id LIKE 'burst-%' "

@@ -132,6 +132,9 @@ request_timeout = 2m
 max_connections_per_host = 1024
 max_pages = 5
 max_collection_bytes = 8MB
+[keys]
+refusal_burst_players = 500
+refusal_burst_window = 5m
 [sync]
 concurrency = 4096
 poll_interval = 2h
@@ -146,6 +149,8 @@ level = debug
 )",
                           "x.conf");
   BOOST_TEST(c.database.pool_size == 8);
+  BOOST_TEST(c.keys.refusal_burst_players == 500);
+  BOOST_TEST(c.keys.refusal_burst_window.count() == 300);
   BOOST_TEST(c.database.statement_timeout.count() == 5000);
   BOOST_TEST(c.entra.client_secret_file == "/etc/secret");
   BOOST_TEST(c.effective_token_url() == "https://login.microsoftonline.com/t/oauth2/token");

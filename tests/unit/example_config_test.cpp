@@ -55,6 +55,8 @@ BOOST_AUTO_TEST_CASE(the_example_config_is_valid_and_shows_the_defaults) {
   BOOST_TEST(c.keys.keep_alive_for.count() == d.keys.keep_alive_for.count());
   BOOST_TEST(c.keys.sweep_interval.count() == d.keys.sweep_interval.count());
   BOOST_TEST(c.keys.sweep_batch == d.keys.sweep_batch);
+  BOOST_TEST(c.keys.refusal_burst_players == d.keys.refusal_burst_players);
+  BOOST_TEST(c.keys.refusal_burst_window.count() == d.keys.refusal_burst_window.count());
   BOOST_TEST(c.security.key_encryption_key_file == d.security.key_encryption_key_file);
   BOOST_TEST(c.metrics.listen == d.metrics.listen);
   BOOST_TEST(c.log.level == d.log.level);
