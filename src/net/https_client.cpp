@@ -106,7 +106,6 @@ std::optional<http::request<http::string_body>> build_message(http_request& in, 
   return msg;
 }
 
-// Resolve, TCP connect and TLS handshake, all within connect_timeout.
 // Resolve, then (once it is this connection's turn) TCP connect and TLS handshake, each part within
 // connect_timeout. Waiting for the turn is bounded by `turn_deadline` (the request's), not connect_timeout:
 // with a slow server and a cold start, the last of hundreds of new connections would otherwise time out
@@ -172,7 +171,7 @@ std::size_t feed(http::response_parser<http::string_body>& parser, asio::const_b
 // Reads one response. Nothing is allocated until its first bytes are here (with a slow Store, a thousand
 // requests wait at once, and a new connection's session tickets arrive long before the answer), and then
 // everything that has arrived is read and parsed in one go, a whole TLS record per read: a wave of
-// answers is not left half-read, each holding OpenSSL's 17 KB record buffer, while the event loop goes
+// answers is not left half-read, each holding an OpenSSL record buffer, while the event loop goes
 // round them 512 bytes at a time as Beast's own read would. Records are decrypted into one buffer per
 // thread and parsed from there; `buffer` keeps only what the parser could not take yet.
 asio::awaitable<error_code> read_response(detail::tls_socket& stream, beast::flat_buffer& buffer,

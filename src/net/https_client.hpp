@@ -63,8 +63,8 @@ struct client_options {
   std::size_t max_idle_per_host = 64;
   // TLS handshakes under way at once, over all hosts; more wait their turn. The wait is the client's own
   // queue, not the server's slowness: it counts against request_timeout, and connect_timeout starts with
-  // the turn. A handshake holds ~30 KB of OpenSSL state, an established idle connection ~14 KB: a cold
-  // start with a thousand requests would otherwise peak at all of them handshaking together.
+  // the turn. A handshake holds more OpenSSL state than an established connection: a cold start with a
+  // thousand requests would otherwise peak at all of them handshaking together (bench/RESULTS.md).
   std::size_t max_concurrent_handshakes = 32;
   std::chrono::seconds idle_timeout{60};              // idle pooled connections older than this are closed
   std::size_t max_response_bytes = 16 * 1024 * 1024;  // larger answers fail with message_size

@@ -15,7 +15,7 @@ namespace esd::net::detail {
 boost::system::error_code bind_peer_identity(SSL* ssl, const std::string& host);
 
 // The TLS session a host gave us last (its newest ticket), to resume the next connection to it with: an
-// abbreviated handshake, in which no certificate is sent, parsed or checked again (about 3 KB less per
+// abbreviated handshake, in which no certificate is sent, parsed or checked again (less memory per
 // connection, and much less CPU on both sides). One per host and port, so a session is only offered to
 // the host that issued it, whose certificate was verified for that name when the session was made.
 class tls_session_slot;

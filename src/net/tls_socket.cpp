@@ -169,7 +169,7 @@ error_code tls_socket::failure(core& c, int ssl_error) {
 }
 
 // SSL_MODE_RELEASE_BUFFERS gives the record buffers back once a record has been consumed, but not when
-// SSL_read (or a handshake) stops for want of data from the socket: the read buffer (about 17 KB) would
+// SSL_read (or a handshake) stops for want of data from the socket: the read buffer (a whole record) would
 // stay allocated for as long as the Store takes to answer. SSL_free_buffers releases both buffers when
 // they hold nothing.
 tls_socket::attempt tls_socket::blocked_or_failed(core& c, int ret) {

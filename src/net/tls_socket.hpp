@@ -1,14 +1,13 @@
 // Private to src/net: a TLS client connection that runs OpenSSL directly on the socket, for Beast's HTTP
 // reads and writes (it is an AsyncReadStream and an AsyncWriteStream).
 //
-// Why not asio::ssl::stream: that one keeps four 17 KB buffers per connection for its memory BIO pair
-// and its own staging, whether the connection is busy or idle. Here OpenSSL reads from and writes to the
+// Why not asio::ssl::stream: that one keeps four record-sized buffers per connection for its memory BIO
+// pair and its own staging, whether the connection is busy or idle. Here OpenSSL reads from and writes to the
 // socket itself (through a small BIO that never raises SIGPIPE), with SSL_MODE_RELEASE_BUFFERS: a
 // connection waiting for the Store's answer holds no record buffer at all, because SSL_read is only
 // tried until it would block, and the then empty buffers are freed (SSL_free_buffers; the mode alone
-// keeps the read buffer while SSL_read waits for the socket). With a thousand
-// syncs waiting on a slow Store that is the difference between ~120 KB and ~17 KB per connection (the
-// SSL object and the session with the peer's certificate).
+// keeps the read buffer while SSL_read waits for the socket). A waiting connection then holds only the SSL
+// object and the session with the peer's certificate (bench/RESULTS.md has what this saves).
 //
 // Deadlines: expires_at() arms a timer that cancels the socket's pending wait; the operation then fails
 // with asio::error::timed_out, and so does every later one until the deadline is moved.
