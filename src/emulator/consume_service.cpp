@@ -14,17 +14,6 @@ namespace json = boost::json;
 
 namespace {
 
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (auto& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
-
-std::string non_empty(const json::object& o, std::string_view name) {
-  const auto* v = string_field(o, name);
-  return v ? std::string(*v) : std::string();
-}
-
 std::int64_t quantity_of(const store_item& item) {
   const auto* q = item.fields.if_contains("quantity");
   if (q && q->is_int64()) return q->as_int64();
@@ -86,15 +75,15 @@ http_response consume_service::consume(const http_request& req) {
   const std::string& player_id = key->player_id;
 
   // itemId + trackingId, or productId + transactionId (which then serves as the tracking id).
-  const std::string item_id = non_empty(*body, "itemId");
-  const std::string product_id = item_id.empty() ? non_empty(*body, "productId") : std::string();
+  const std::string item_id = string_or_empty(*body, "itemId");
+  const std::string product_id = item_id.empty() ? string_or_empty(*body, "productId") : std::string();
   std::string tracking_id;
   if (!item_id.empty()) {
-    tracking_id = non_empty(*body, "trackingId");
+    tracking_id = string_or_empty(*body, "trackingId");
     if (tracking_id.empty()) return bad_parameter("trackingId is required with itemId.");
     if (!is_guid(tracking_id)) return bad_parameter("trackingId must be a GUID.");
   } else if (!product_id.empty()) {
-    tracking_id = non_empty(*body, "transactionId");
+    tracking_id = string_or_empty(*body, "transactionId");
     if (tracking_id.empty()) return bad_parameter("transactionId is required with productId.");
     if (!is_guid(tracking_id)) return bad_parameter("transactionId must be a GUID.");
   } else {
@@ -107,7 +96,7 @@ http_response consume_service::consume(const http_request& req) {
     if (const int wait = state_.budget.admit(player_id))
       return rate_limited(state_.budget.operations(), state_.budget.window_seconds(), wait);
     player* p = state_.players.find(player_id);
-    const auto tracking_key = std::make_pair(player_id, lower(tracking_id));
+    const auto tracking_key = std::make_pair(player_id, lowercase(tracking_id));
 
     // The same tracking id again: the same answer, nothing consumed twice.
     if (const auto it = state_.orders.consumes.find(tracking_key); it != state_.orders.consumes.end()) {

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "emulator/http_types.hpp"
+#include "emulator/store_request.hpp"
 #include "emulator/store_ticks.hpp"
 
 namespace esd::emulator {
@@ -77,10 +78,8 @@ void fill_defaults(json::object& o, const std::string& user_id) {
   set_if_missing(o, "devOfferId", random_guid());
   set_if_missing(o, "fulfillmentData", json::array{});
   if (!o.contains("inAppOfferToken")) {
-    std::string token = "offer-";
-    if (const auto* p = o.at("productId").if_string())
-      for (char c : *p) token += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    o["inAppOfferToken"] = token;
+    const auto* p = o.at("productId").if_string();
+    o["inAppOfferToken"] = "offer-" + lowercase(p ? std::string_view(*p) : std::string_view());
   }
   set_if_missing(o, "localTicketReference", "");
   set_if_missing(o, "orderId", random_guid());
@@ -240,9 +239,7 @@ void player_registry::generate(int count, int items_per_player, const std::strin
       }
       const std::string order = random_hex(8, rng) + "-" + random_hex(4, rng) + "-4" + random_hex(3, rng) +
                                 "-a" + random_hex(3, rng) + "-" + random_hex(12, rng);
-      std::string token(type);
-      std::transform(token.begin(), token.end(), token.begin(),
-                     [](unsigned char c) { return std::tolower(c); });
+      const std::string token = lowercase(type);
       json::object item{{"itemId", random_hex(32, rng)},
                         {"productId", product_id},
                         {"skuId", "0010"},

@@ -20,12 +20,6 @@ namespace json = boost::json;
 
 namespace {
 
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (auto& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
-
 // Boost.JSON writes 0.0 as 0E0; the Store (.NET) writes decimals as 0.0. Same number, but the grant
 // answer should read like the documented one.
 void write_store_json(const json::value& v, std::string& out) {
@@ -193,7 +187,7 @@ http_response purchase_service::grant(const http_request& req) {
       return rate_limited(state_.budget.operations(), state_.budget.window_seconds(), wait);
 
     // orderId is the idempotency key, unique per user (grant-free-products.md).
-    const auto order_key = std::make_pair(player_id, lower(order_id));
+    const auto order_key = std::make_pair(player_id, lowercase(order_id));
     if (const auto it = state_.orders.grants.find(order_key); it != state_.orders.grants.end()) {
       const grant_order& earlier = it->second;
       if (!iequals(earlier.product_id, product_id) || !iequals(earlier.sku_id, sku_id) ||

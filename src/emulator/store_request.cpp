@@ -1,5 +1,6 @@
 #include "emulator/store_request.hpp"
 
+#include <cctype>
 #include <boost/json/parse.hpp>
 
 namespace esd::emulator {
@@ -16,6 +17,17 @@ std::optional<json::object> parse_body_object(std::string_view body) {
 const json::string* string_field(const json::object& o, std::string_view name) {
   const auto* v = o.if_contains(name);
   return v ? v->if_string() : nullptr;
+}
+
+std::string string_or_empty(const json::object& o, std::string_view name) {
+  const auto* v = string_field(o, name);
+  return v ? std::string(*v) : std::string();
+}
+
+std::string lowercase(std::string_view s) {
+  std::string out(s);
+  for (auto& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
 }
 
 bool is_guid(std::string_view text) {
