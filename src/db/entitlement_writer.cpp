@@ -6,7 +6,7 @@
 #include <string>
 
 #include "db/queue.hpp"
-#include "ops/error_text.hpp"
+#include "store/error_text.hpp"
 
 namespace esd::db {
 
@@ -242,7 +242,7 @@ void write_subscriptions(pqxx::work& tx, const sync_job& job, const sync_outcome
     auto failures = tx.exec_params1(
         "UPDATE entitlement_sync.users SET subscriptions_error = $2, "
         "  subscriptions_failures = subscriptions_failures + 1 WHERE user_id = $1 RETURNING subscriptions_failures",
-        job.user_id, ops::bounded_error(*o.subscriptions_error))[0].as<int>();
+        job.user_id, store::bounded_error(*o.subscriptions_error))[0].as<int>();
     // A transient failure is tried again on its own, a bounded number of times in a row: a player whose
     // subscriptions always fail (the Store has such cases) is not retried forever.
     if (o.subscriptions_retry_at && failures < max_attempts) {
@@ -297,7 +297,7 @@ std::vector<bool> complete_jobs(pqxx::connection& c, const std::vector<const syn
     user_col.text(job->user_id);
     if (o->max_modified) wm_col.text(store::to_pg_timestamptz(*o->max_modified)); else wm_col.null();
     // Items refused alone are the player's last_error even though the sync is done (see sync_outcome).
-    refused_col.text_or_null(o->items_refused > 0 ? ops::bounded_error(o->refused_reason) : std::string());
+    refused_col.text_or_null(o->items_refused > 0 ? store::bounded_error(o->refused_reason) : std::string());
     if (o->subscriptions) {
       read_users.push_back(job->user_id);
       for (const auto& sub : *o->subscriptions) {

@@ -4,7 +4,7 @@
 #include <map>
 
 #include "ops/log.hpp"
-#include "ops/error_text.hpp"
+#include "store/error_text.hpp"
 #include "store/json_fields.hpp"
 #include "store/store_id_key.hpp"
 #include "store/uploaded_key_check.hpp"
@@ -48,7 +48,7 @@ void mark_key_dead_in(pqxx::transaction_base& tx, const std::string& user_id, st
   tx.exec_params("UPDATE entitlement_sync.user_keys SET " + col + "_dead_at = now(), " + col +
                      "_dead_reason = $3 WHERE user_id = $1 AND " + fingerprint_of(col) + " = $2 AND " + col +
                      "_dead_at IS NULL",
-                 user_id, fingerprint, ops::bounded_error(reason));
+                 user_id, fingerprint, store::bounded_error(reason));
 }
 
 // What a coalesced event other than the newest records: a long reason is stored once per sync (on the
@@ -68,7 +68,7 @@ void mark_key_dead(pqxx::connection& c, const std::string& user_id, store::key_k
   mark_key_dead_in(tx, user_id, kind, fingerprint, reason);
   tx.exec_params(
       "UPDATE entitlement_sync.users SET last_error = $2, last_error_at = now() WHERE user_id = $1", user_id,
-      ops::bounded_error(reason));
+      store::bounded_error(reason));
   tx.commit();
 }
 
@@ -529,7 +529,7 @@ fail_outcome fail_job(pqxx::connection& c, const sync_job& job, const std::strin
   pqxx::work tx(c);
   pqxx::result r;
   // Escaped and bounded: the reason may quote a hostile answer or key, and the database refuses some bytes.
-  const std::string bounded = ops::bounded_error(reason);
+  const std::string bounded = store::bounded_error(reason);
   std::string user_error = bounded;
   const std::int64_t newest = job.event_ids.back();
   if (final) {
@@ -636,9 +636,9 @@ std::string record_request(pqxx::connection& c, const char* table, const char* k
                            "  line_item_id = coalesce(nullif($7, ''), line_item_id) ")
              : std::string()) +
       "WHERE request_id = $1 AND state = 'pending' RETURNING state, run_after";
-  const std::string error = ops::bounded_error(r.error);
+  const std::string error = store::bounded_error(r.error);
   pqxx::result rows = grant ? tx.exec_params(sql, r.request_id, end, max_attempts, error, retry_at,
-                                             ops::bounded_error(r.order_state), ops::bounded_error(r.line_item_id))
+                                             store::bounded_error(r.order_state), store::bounded_error(r.line_item_id))
                             : tx.exec_params(sql, r.request_id, end, max_attempts, error, retry_at);
   if (rows.empty()) {
     tx.commit();

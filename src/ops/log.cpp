@@ -5,7 +5,7 @@
 #include <cstdlib>
 #include <mutex>
 
-#include "ops/error_text.hpp"
+#include "store/error_text.hpp"
 
 namespace esd::log {
 namespace {
@@ -62,7 +62,7 @@ void write(level l, std::string_view message) {
   line += to_string(l);
   line += ' ';
   // One record, one line, and nothing a terminal or the journal would act on (ESC, BEL, NUL).
-  line += ops::escape_control(message);
+  line += store::escape_control(message);
   line += '\n';
   // One write(2) per line keeps lines whole when several threads log at once.
   const char* p = line.data();
@@ -76,7 +76,7 @@ void write(level l, std::string_view message) {
 }
 
 std::string field(std::string_view name, std::string_view raw) {
-  const std::string value = ops::escape_control(raw);
+  const std::string value = store::escape_control(raw);
   std::string out(name);
   out += '=';
   bool quote = value.empty() || value.find_first_of(" \"=\t") != std::string_view::npos;

@@ -4,24 +4,14 @@
 #include <boost/json/serialize.hpp>
 #include <limits>
 
+#include "store/error_text.hpp"
+
 namespace esd::store {
 
 namespace json = boost::json;
 
-std::string printable_excerpt(std::string_view s, std::size_t max_chars) {
-  // The text may go to the journal or a support view, where a raw newline or escape sequence from a
-  // hostile answer could forge lines.
-  std::string out;
-  for (char ch : s.substr(0, max_chars)) {
-    auto c = static_cast<unsigned char>(ch);
-    out += c < 0x20 ? ' ' : c < 0x7f ? ch : '?';
-  }
-  if (s.size() > max_chars) out += "...";
-  return out;
-}
-
-std::string quoted_excerpt(std::string_view s, std::size_t max_chars) {
-  return "\"" + printable_excerpt(s, max_chars) + "\"";
+std::string quoted_excerpt(std::string_view s, std::size_t max_bytes) {
+  return "\"" + excerpt(s, max_bytes) + "\"";
 }
 
 std::optional<json::value> parse_json_document(std::string_view text, std::string& error, json::storage_ptr sp) {

@@ -67,11 +67,8 @@ class json_fields {
   bool value_refused_ = false;
 };
 
-// A short printable excerpt of untrusted text for error messages: control characters become spaces,
-// other bytes outside printable ASCII become '?', and "..." marks a cut.
-std::string printable_excerpt(std::string_view s, std::size_t max_chars);
-// The same, in double quotes.
-std::string quoted_excerpt(std::string_view s, std::size_t max_chars = 80);
+// Untrusted text quoted in an error message: its excerpt(), in double quotes.
+std::string quoted_excerpt(std::string_view s, std::size_t max_bytes = 80);
 
 // Parses a JSON document without throwing; on failure returns nullopt and sets `error` to a sentence.
 // `sp`: where the document's nodes go (the default heap, or an arena the caller keeps alive as long as the

@@ -28,6 +28,7 @@
 #include "ops/metrics.hpp"
 #include "ops/metrics_server.hpp"
 #include "ops/systemd_notify.hpp"
+#include "store/error_text.hpp"
 #include "store/json_fields.hpp"
 #include "sync/daemon_metrics.hpp"
 #include "sync/key_renewal.hpp"
@@ -318,7 +319,7 @@ class daemon {
   asio::awaitable<void> record_refused_outcome(const db::sync_job& job, const std::string& common,
                                                const std::string& error) {
     const std::string reason = "the database refused to store this sync's outcome: " +
-                               store::printable_excerpt(error, 300);
+                               store::excerpt(error, 300);
     const auto retry_at = std::chrono::system_clock::now() +
                           retry_delay(job.attempts, sync_.retry_base, sync_.retry_cap, std::nullopt, rng_);
     try {

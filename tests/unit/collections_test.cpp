@@ -349,10 +349,11 @@ BOOST_AUTO_TEST_CASE(store_error_bodies_of_other_shapes) {
   BOOST_TEST(parse_store_error_body("").message.empty());
   std::string long_body(1000, 'x');
   BOOST_TEST(parse_store_error_body(long_body).message.size() == 300u);
-  BOOST_TEST(parse_store_error_body("a\x01\x1b[31mb\r\nc").message == "a[31mb c");
-  // A cut never leaves half a UTF-8 character: 299 ASCII bytes then a 2-byte character.
-  std::string utf8 = std::string(299, 'x') + "\xC3\xA9";
-  BOOST_TEST(parse_store_error_body(utf8).message == std::string(299, 'x'));
+  BOOST_TEST(parse_store_error_body("a\x01\x1b[31mb\r\nc").message == "a\\x01\\x1b[31mb c");
+  // A cut never leaves half a UTF-8 character: 296 ASCII bytes then a 2-byte character that would
+  // reach past the 297 bytes left before the cut's mark.
+  std::string utf8 = std::string(296, 'x') + "\xC3\xA9" + std::string(10, 'y');
+  BOOST_TEST(parse_store_error_body(utf8).message == std::string(296, 'x') + "...");
   auto long_json = parse_store_error_body(R"({"code":"BadRequest","message":")" + long_body + R"("})");
   BOOST_TEST(long_json.message.size() == 300u);
   BOOST_TEST(long_json.code == "BadRequest");

@@ -1,5 +1,5 @@
 #define BOOST_TEST_MODULE error_text
-#include "ops/error_text.hpp"
+#include "store/error_text.hpp"
 
 #include <boost/test/unit_test.hpp>
 
@@ -7,7 +7,7 @@
 
 // The one escaping of text from outside for the journal and the database, and the bound on an error line.
 
-using namespace esd::ops;
+using namespace esd::store;
 
 namespace {
 
@@ -68,6 +68,21 @@ BOOST_AUTO_TEST_CASE(an_error_line_is_bounded_and_never_cut_inside_a_character_o
   // Escaping can lengthen a short text past the bound: it is still cut.
   const std::string controls(max_error_bytes - 10, '\x07');
   BOOST_TEST(bounded_error(controls).size() <= max_error_bytes);
+}
+
+BOOST_AUTO_TEST_CASE(an_excerpt_folds_line_breaks_escapes_the_rest_and_marks_its_cut) {
+  BOOST_TEST(excerpt("  one\r\n\ttwo  three \n", 80) == "one two three");
+  BOOST_TEST(excerpt("a\x1b[31mb\x7f", 80) == "a\\x1b[31mb\\x7f");
+  BOOST_TEST(excerpt("Müller 日本", 80) == "Müller 日本");
+  BOOST_TEST(excerpt(std::string(80, 'z'), 80) == std::string(80, 'z'));
+  BOOST_TEST(excerpt(std::string(81, 'z'), 80) == std::string(77, 'z') + "...");
+  // The cut falls before a character or an escape that would not fit whole.
+  BOOST_TEST(excerpt(std::string(76, 'z') + "日本", 80) == std::string(76, 'z') + "...");
+  BOOST_TEST(excerpt(std::string(75, 'z') + "\x01\x02", 80) == std::string(75, 'z') + "...");
+  // A huge text is not copied whole to make a short excerpt of it, and the result is still bounded.
+  const std::string huge(8u << 20, '\x07');
+  BOOST_TEST(excerpt(huge, 300).size() <= 300u);
+  BOOST_TEST(!raw_control(excerpt(huge, 300)));
 }
 
 BOOST_AUTO_TEST_CASE(log_fields_carry_no_raw_control_characters) {

@@ -1,8 +1,8 @@
-#include "ops/error_text.hpp"
+#include "store/error_text.hpp"
 
 #include <algorithm>
 
-namespace esd::ops {
+namespace esd::store {
 namespace {
 
 // The length of the well-formed UTF-8 sequence starting at s[i] (RFC 3629: no overlong forms, no
@@ -64,6 +64,17 @@ bool escape_into(std::string& out, std::string_view text, std::size_t limit) {
   return true;
 }
 
+// escape_control within `limit` bytes; when it does not fit, as much as fits before `mark`, then the mark.
+std::string escaped_within(std::string_view text, std::size_t limit, std::string_view mark) {
+  std::string out;
+  out.reserve(std::min(text.size(), limit));
+  if (text.size() <= limit && escape_into(out, text, limit)) return out;
+  out.clear();
+  escape_into(out, text, limit > mark.size() ? limit - mark.size() : 0);
+  out += mark;
+  return out;
+}
+
 }  // namespace
 
 std::string escape_control(std::string_view text) {
@@ -73,15 +84,22 @@ std::string escape_control(std::string_view text) {
   return out;
 }
 
-std::string bounded_error(std::string_view text) {
-  constexpr std::string_view mark = " [cut]";
-  std::string out;
-  out.reserve(std::min(text.size(), max_error_bytes));
-  if (text.size() <= max_error_bytes && escape_into(out, text, max_error_bytes)) return out;
-  out.clear();
-  escape_into(out, text, max_error_bytes - mark.size());
-  out += mark;
-  return out;
+std::string bounded_error(std::string_view text) { return escaped_within(text, max_error_bytes, " [cut]"); }
+
+std::string excerpt(std::string_view text, std::size_t max_bytes) {
+  std::string folded;
+  folded.reserve(std::min(text.size(), max_bytes));
+  for (char ch : text) {
+    const bool blank = ch == '\n' || ch == '\r' || ch == '\t' || ch == ' ';
+    if (!blank) {
+      folded += ch;
+    } else if (!folded.empty() && folded.back() != ' ') {
+      folded += ' ';
+    }
+    if (folded.size() > 4 * max_bytes) break;  // enough to fill max_bytes whatever is escaped
+  }
+  while (!folded.empty() && folded.back() == ' ') folded.pop_back();
+  return escaped_within(folded, max_bytes, "...");
 }
 
-}  // namespace esd::ops
+}  // namespace esd::store

@@ -6,7 +6,7 @@
 #include <string>
 #include <string_view>
 
-namespace esd::ops {
+namespace esd::store {
 
 // The most bytes of one stored error line. Room for every reason the daemon words, while a flood of
 // failures, or a hostile answer quoted in one, cannot bloat the database or the journal.
@@ -20,4 +20,9 @@ std::string escape_control(std::string_view text);
 // escape_control, cut to at most max_error_bytes (never inside a character or an escape), the cut marked.
 std::string bounded_error(std::string_view text);
 
-}  // namespace esd::ops
+// A short quote of untrusted text for a message: runs of line breaks and tabs fold to one space, the
+// ends are trimmed, the rest is escaped as escape_control does, and the whole is cut to at most max_bytes
+// (never inside a character or an escape), the cut marked "...".
+std::string excerpt(std::string_view text, std::size_t max_bytes);
+
+}  // namespace esd::store
