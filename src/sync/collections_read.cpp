@@ -65,7 +65,7 @@ asio::awaitable<std::variant<db::sync_outcome, sync_failure>> read_collection(co
 
   db::sync_outcome outcome;
   std::optional<store::store_time> hold;  // the earliest modifiedDate of an item refused alone
-  const auto body = [&query](const std::optional<std::string>& continuation) {
+  const page_body body = [&query](const std::optional<std::string>& continuation) {
     query.continuation_token = continuation;
     return store::build_collections_query_v6(query);
   };

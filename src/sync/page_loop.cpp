@@ -32,8 +32,7 @@ asio::awaitable<std::optional<sync_failure>> follow_pages(const page_limits& lim
 }
 
 asio::awaitable<std::optional<sync_failure>> read_store_pages(
-    const std::string& user, const store_request& request,
-    const std::function<std::string(const std::optional<std::string>& continuation)>& body, const page_limits& limits,
+    const std::string& user, const store_request& request, const page_body& body, const page_limits& limits,
     const page_reader& read, store_gateway& gateway, entra_token_cache& tokens, int* throttled_waits) {
   const page_fetcher fetch =
       [&](const std::optional<std::string>& continuation) -> asio::awaitable<std::variant<std::string, sync_failure>> {

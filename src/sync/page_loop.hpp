@@ -38,11 +38,13 @@ using page_fetcher =
 boost::asio::awaitable<std::optional<sync_failure>> follow_pages(const page_limits& limits, const page_fetcher& fetch,
                                                                  const page_reader& read);
 
+// Builds a page's request body from its continuation token (none: the first page).
+using page_body = std::function<std::string(const std::optional<std::string>& continuation)>;
+
 // A paged Store read for `user`: every page is a send_store_request of `request` with the body `body`
-// builds for that page's continuation token (request.body is not used).
+// builds for that page (request.body is not used).
 boost::asio::awaitable<std::optional<sync_failure>> read_store_pages(
-    const std::string& user, const store_request& request,
-    const std::function<std::string(const std::optional<std::string>& continuation)>& body, const page_limits& limits,
+    const std::string& user, const store_request& request, const page_body& body, const page_limits& limits,
     const page_reader& read, store_gateway& gateway, entra_token_cache& tokens, int* throttled_waits = nullptr);
 
 }  // namespace esd::sync

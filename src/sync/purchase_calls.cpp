@@ -56,7 +56,7 @@ asio::awaitable<std::variant<std::vector<store::recurrence>, sync_failure>> read
   // The same recurrence on two pages: the last seen is kept, in the place of the first.
   std::vector<store::recurrence> unique;
   std::map<std::string, std::size_t> at;
-  const auto body = [purchase_key](const std::optional<std::string>& continuation) {
+  const page_body body = [purchase_key](const std::optional<std::string>& continuation) {
     return store::build_recurrences_query(purchase_key, continuation);
   };
   const page_reader read = [&](const std::string& answer, int page) -> page_step {
