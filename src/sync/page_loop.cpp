@@ -2,8 +2,7 @@
 
 #include "sync/page_bookkeeping.hpp"
 
-// GCC 12 misreads Asio's coroutine frame allocator as a new/delete mismatch (a known false positive for
-// coroutines): the frame is allocated and freed by the same awaitable_frame_base. For every coroutine here.
+// GCC 12's false -Wmismatched-new-delete on coroutine frames.
 #pragma GCC diagnostic ignored "-Wmismatched-new-delete"
 
 namespace esd::sync {

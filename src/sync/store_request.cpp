@@ -5,8 +5,7 @@
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
-// GCC 12 misreads Asio's coroutine frame allocator as a new/delete mismatch (a known false positive for
-// coroutines): the frame is allocated and freed by the same awaitable_frame_base. For every coroutine here.
+// GCC 12's false -Wmismatched-new-delete on coroutine frames.
 #pragma GCC diagnostic ignored "-Wmismatched-new-delete"
 
 namespace esd::sync {
@@ -50,8 +49,8 @@ asio::awaitable<std::variant<net::http_response, sync_failure>> send_store_reque
     }
     if (!token.access_token) co_return transient("entra", token.error);
 
-    auto [ec, resp] =
-        co_await gateway.post_json(req.endpoint, req.url, token.access_token, req.body(*token.access_token), user);
+    std::string body = req.body(*token.access_token);
+    auto [ec, resp] = co_await gateway.post_json(req.endpoint, req.url, token.access_token, std::move(body), user);
     if (ec) co_return transient("unreachable", what + ": the Store could not be reached: " + ec.message());
     auto answer = classify_store_answer(resp, call);
     switch (answer.verdict) {
