@@ -78,7 +78,7 @@ asio::awaitable<token_answer> entra_token_cache::fetch(const std::string& audien
   req.headers.emplace_back("Accept", "application/json");
   req.body = store::build_entra_token_request(store::entra_version_for_url(url), cfg.entra.client_id, secret_,
                                               audience);
-  auto [ec, resp] = co_await gateway_.send(std::move(req));
+  auto [ec, resp] = co_await gateway_.send(api_endpoint::entra_token, std::move(req));
 
   token_answer answer;
   if (ec) {

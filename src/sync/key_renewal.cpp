@@ -4,7 +4,7 @@
 
 #include "ops/log.hpp"
 #include "sync/retry_policy.hpp"
-#include "sync/store_answer.hpp"
+#include "sync/store_request.hpp"
 
 namespace esd::sync {
 
@@ -53,56 +53,22 @@ asio::awaitable<renewal_result> renew_store_id_key(std::string_view key, store::
                     std::string(store_key_renew_path) + ", no query)";
     co_return result;
   }
-  auto token = co_await tokens.get(gateway.cfg().entra.audience);
   const std::string call_name = "renewing the " + what;
-  store_call call{call_name, kind};
-  net::http_response resp;
-  while (true) {
-    if (!token.access_token) {
-      result.reason = token.error;
-      co_return result;
-    }
-    net::http_request req;
-    req.method = "POST";
-    req.url = refresh_uri;
-    req.bearer_token = token.access_token;
-    req.headers.emplace_back("Content-Type", "application/json");
-    req.body = json::serialize(json::object{{"serviceTicket", *token.access_token}, {"key", key}});
-    auto [ec, answer] = co_await gateway.send(std::move(req), user_id);
-    if (ec) {
-      result.reason = "renewing the " + what + " failed: " + ec.message();
-      co_return result;
-    }
-    auto verdict = classify_store_answer(answer, call);
-    if (verdict.verdict == store_verdict::ok) {
-      resp = std::move(answer);
-      break;
-    }
-    if (verdict.verdict == store_verdict::token_refused) {
-      // The refusal may be our token's: judge the key only by what a token fetched after it gets.
-      const std::chrono::milliseconds no_wait{0};
-      std::optional<std::chrono::milliseconds> over;
-      if (!user_id.empty()) over = co_await gateway.admit(user_id, no_wait);
-      if (over) {
-        result.reason = "renewing the " + what + " postponed: the Store refused the service token and the "
-                        "player's request budget is used up";
-        co_return result;
-      }
-      token = co_await tokens.replace_refused(gateway.cfg().entra.audience, *token.access_token);
-      call.fresh_token = true;
-      continue;
-    }
-    result.reason = std::move(verdict.failure.reason);
-    result.retry_after = verdict.failure.retry_after;
-    if (verdict.verdict == store_verdict::key_refused) {
-      if (auto held = gateway.hold_key_refusal(user_id, kind, call_name)) {
-        result.reason = std::move(held->reason);
-      } else {
-        result.outcome = renewal_result::status::dead;
-      }
-    }
+  // The renew body carries the service token too (serviceTicket), so it is built from the token each
+  // attempt goes with.
+  const store_request request{api_endpoint::key_renew, refresh_uri, {call_name, kind},
+                              [key](const std::string& service_token) {
+                                return json::serialize(json::object{{"serviceTicket", service_token}, {"key", key}});
+                              },
+                              true};
+  auto answer = co_await send_store_request(user_id, request, gateway, tokens);
+  if (auto* failure = std::get_if<sync_failure>(&answer)) {
+    result.reason = std::move(failure->reason);
+    result.retry_after = failure->retry_after;
+    if (failure->dead_key) result.outcome = renewal_result::status::dead;
     co_return result;
   }
+  const auto& resp = std::get<net::http_response>(answer);
   std::string new_key;
   try {
     auto v = json::parse(resp.body);

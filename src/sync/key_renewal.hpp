@@ -40,8 +40,11 @@ bool renewal_due(std::optional<store::store_time> issued_at, std::optional<store
                  std::chrono::seconds renew_after, std::chrono::seconds renew_before_expiry,
                  store::store_time now);
 
+// Renews `key` for `user_id` through send_store_request. The caller has taken the player's budget for the
+// first request (whether a renewal is worth a request now is the caller's choice); a retry after a refused
+// service token or a short 429 is admitted like any other Store request.
 boost::asio::awaitable<renewal_result> renew_store_id_key(std::string_view key, store::key_kind kind,
                                                           store_gateway& gateway, entra_token_cache& tokens,
-                                                          const std::string& user_id = {});
+                                                          const std::string& user_id);
 
 }  // namespace esd::sync

@@ -7,15 +7,10 @@
 #include <boost/asio/use_awaitable.hpp>
 
 #include <chrono>
-#include <iterator>
-#include <numeric>
 
-#include "store/collections.hpp"
 #include "ops/log.hpp"
 #include "sync/key_renewal.hpp"
-#include "sync/page_bookkeeping.hpp"
 #include "sync/purchase_calls.hpp"
-#include "sync/store_answer.hpp"
 
 // GCC 12 misreads Asio's coroutine frame allocator as a new/delete mismatch (a known false positive for
 // coroutines): the frame is allocated and freed by the same awaitable_frame_base. For every coroutine here.
@@ -34,54 +29,6 @@ std::int64_t now_micros() {
 }
 
 std::string utc(store::store_time t) { return store::to_pg_timestamptz(t).substr(0, 19) + " UTC"; }
-
-
-}  // namespace
-
-void keep_newest_per_item(std::vector<store::collection_item>& items) {
-  if (items.size() < 2) return;
-  std::vector<std::uint32_t> order(items.size());
-  std::iota(order.begin(), order.end(), 0u);
-  std::stable_sort(order.begin(), order.end(),
-                   [&items](std::uint32_t a, std::uint32_t b) { return items[a].item_id < items[b].item_id; });
-  std::vector<bool> drop(items.size(), false);
-  bool any = false;
-  for (std::size_t i = 1, best = order[0]; i < order.size(); ++i) {
-    const std::size_t next = order[i];
-    if (items[next].item_id != items[best].item_id) {
-      best = next;
-      continue;
-    }
-    any = true;
-    if (items[next].modified_date >= items[best].modified_date) {  // of equal dates, the later one
-      drop[best] = true;
-      best = next;
-    } else {
-      drop[next] = true;
-    }
-  }
-  if (!any) return;
-  std::size_t kept = 0;
-  for (std::size_t i = 0; i < items.size(); ++i) {
-    if (drop[i]) continue;
-    if (kept != i) items[kept] = std::move(items[i]);
-    ++kept;
-  }
-  items.resize(kept);
-}
-
-std::optional<store::store_time> modified_after_for(const db::sync_job& job, std::chrono::seconds overlap) {
-  if (job.full_sync || !job.watermark || job.watermark->is_infinity()) return std::nullopt;
-  return store::store_time{job.watermark->micros -
-                           std::chrono::duration_cast<std::chrono::microseconds>(overlap).count()};
-}
-
-asio::awaitable<std::variant<db::sync_outcome, sync_failure>> sync_collections(const db::sync_job& job,
-                                                                               std::string_view collections_key,
-                                                                               store_gateway& gateway,
-                                                                               entra_token_cache& tokens);
-
-namespace {
 
 // Renews a key that is getting old. A renewal that fails leaves the current key in use while it lasts.
 // `key` views the job's key, or the renewed key in report.renewed once renewed.
@@ -288,7 +235,7 @@ asio::awaitable<player_sync_result> sync_player(const db::sync_job& job, store_g
   // queried: one Store round trip of waiting instead of two. They are kept only if the collections query
   // worked.
   if (!cfg.store.subscriptions || purchase_problem) {
-    report.result = co_await sync_collections(job, collections_key, gateway, tokens);
+    report.result = co_await read_collection(job, collections_key, gateway, tokens);
     co_return report;
   }
   const auto ex = co_await asio::this_coro::executor;
@@ -306,7 +253,7 @@ asio::awaitable<player_sync_result> sync_player(const db::sync_job& job, store_g
   // happens to the collections query.
   std::exception_ptr collections_error;
   try {
-    report.result = co_await sync_collections(job, collections_key, gateway, tokens);
+    report.result = co_await read_collection(job, collections_key, gateway, tokens);
   } catch (...) {
     collections_error = std::current_exception();
   }
@@ -327,130 +274,5 @@ asio::awaitable<player_sync_result> sync_player(const db::sync_job& job, store_g
   co_return report;
 }
 
-// GCC 12 misreads Asio's coroutine frame allocator in this function as a new/delete mismatch (a known
-// false positive for coroutines); the frame is allocated and freed by the same awaitable_frame_base.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
-asio::awaitable<std::variant<db::sync_outcome, sync_failure>> sync_collections(const db::sync_job& job,
-                                                                               std::string_view collections_key,
-                                                                               store_gateway& gateway,
-                                                                               entra_token_cache& tokens) {
-  const auto& cfg = gateway.cfg();
-  store::collections_query_v6 query;
-  query.collections_key = collections_key;
-  query.modified_after = modified_after_for(job, cfg.sync.watermark_overlap);
-  query.product_types = cfg.store.product_types;
-  query.max_page_size = cfg.store.max_page_size;
-
-  const std::string url = cfg.store.collections_url + "/v6.0/collections/query";
-  db::sync_outcome outcome;
-  page_bookkeeping pages(cfg.store.max_collection_bytes, "the collection");
-  store_call call{"the collections query", store::key_kind::collections};
-  std::optional<token_answer> fresh_token;  // fetched after the Store refused one: used for the next request
-  std::optional<store::store_time> hold;  // the earliest modifiedDate of an item refused alone
-
-  while (true) {
-    if (outcome.pages >= cfg.store.max_pages)
-      co_return permanent("too_many_pages", "the collection has more than " + std::to_string(cfg.store.max_pages) +
-                          " pages ([store] max_pages); raise it if this player really owns that much");
-    const std::chrono::milliseconds max_wait = cfg.sync.max_inline_wait;
-    if (auto over = co_await gateway.admit(job.user_id, max_wait)) {
-      const auto after = std::chrono::ceil<std::chrono::seconds>(*over);
-      co_return transient("budget", "this player has used its Store request budget ([store] player_requests = " +
-                          std::to_string(cfg.store.player_requests) + " per player_window); continuing in " +
-                          std::to_string(after.count()) + "s", after);
-    }
-    token_answer token;
-    if (fresh_token) {
-      token = std::move(*fresh_token);
-      fresh_token.reset();
-    } else {
-      token = co_await tokens.get(cfg.entra.audience);
-    }
-    if (!token.access_token) co_return transient("entra", token.error);
-
-    net::http_request req;
-    req.method = "POST";
-    req.url = url;
-    req.bearer_token = token.access_token;
-    req.headers.emplace_back("Content-Type", "application/json");
-    req.headers.emplace_back("Accept", "application/json");
-    req.body = store::build_collections_query_v6(query);
-    auto [ec, resp] = co_await gateway.send(std::move(req), job.user_id);
-    if (ec) co_return transient("unreachable", "the Store collections API could not be reached: " + ec.message());
-
-    if (resp.status != 200) {
-      auto answer = classify_store_answer(resp, call);
-      if (answer.verdict == store_verdict::token_refused) {
-        // Maybe our service token, maybe the key: ask again with a token fetched after this refusal.
-        fresh_token = co_await tokens.replace_refused(cfg.entra.audience, *token.access_token);
-        call.fresh_token = true;
-        continue;
-      }
-      if (answer.verdict == store_verdict::key_refused) {
-        if (auto held = gateway.hold_key_refusal(job.user_id, call.key, call.what)) co_return std::move(*held);
-      }
-      auto& failure = answer.failure;
-      // A short Retry-After in the middle of a collection: wait it out and ask for the same page again,
-      // instead of starting over (a collection bigger than one budget window would never finish).
-      if (answer.verdict == store_verdict::throttled && failure.retry_after &&
-          *failure.retry_after <= cfg.sync.max_inline_wait && outcome.throttled_waits < 10) {
-        ++outcome.throttled_waits;
-        asio::steady_timer wait(co_await asio::this_coro::executor);
-        wait.expires_after(std::max(*failure.retry_after, std::chrono::seconds(1)));
-        co_await wait.async_wait(asio::as_tuple(asio::use_awaitable));
-        continue;
-      }
-      co_return std::move(failure);
-    }
-    call.fresh_token = false;  // a later refusal gets its own fresh token before it judges the key
-
-    if (auto over = pages.count_answer(resp.body.size())) co_return std::move(*over);
-    auto parsed = store::parse_collections_response(resp.body);
-    if (!parsed)
-      co_return transient("bad_answer", "the Store's collections answer made no sense (page " +
-                          std::to_string(outcome.pages + 1) + "): " + parsed.error);
-    ++outcome.pages;
-    for (const auto& r : parsed.page->refused) {
-      if (outcome.items_refused++ == 0)
-        outcome.refused_reason = "page " + std::to_string(outcome.pages) + ", " + r.reason;
-      if (!r.modified_date.is_infinity() && (!hold || r.modified_date < *hold)) hold = r.modified_date;
-    }
-    auto& items = parsed.page->items;
-    for (const auto& item : items) {
-      if (!outcome.max_modified || item.modified_date > *outcome.max_modified)
-        outcome.max_modified = item.modified_date;
-    }
-    // The first page's items are taken as parsed (sized exactly); later pages are appended.
-    if (outcome.items.empty()) {
-      outcome.items = std::move(items);
-    } else {
-      outcome.items.reserve(outcome.items.size() + items.size());
-      std::move(items.begin(), items.end(), std::back_inserter(outcome.items));
-    }
-    auto next = std::move(parsed.page->continuation_token);
-    if (!next) break;
-    if (auto cycle = pages.follow(*next)) co_return std::move(*cycle);
-    query.continuation_token = std::move(next);
-  }
-  keep_newest_per_item(outcome.items);  // an item repeated (across pages): the newest wins
-  if (outcome.items_refused > 0) {
-    // A refused item is never skipped silently: the watermark stays before it, so every sync reads it again
-    // (and stores it once the Store sends it whole), and the player's last_error says which and why.
-    if (hold && outcome.max_modified && !(*outcome.max_modified < *hold))
-      outcome.max_modified = store::store_time{hold->micros - 1};
-    outcome.refused_reason = std::to_string(outcome.items_refused) +
-                             (outcome.items_refused == 1 ? " item was" : " items were") +
-                             " not stored, the first: " + outcome.refused_reason +
-                             "; the other items were written, and the next sync reads these again";
-  }
-  // A watermark in the future would hide items modified before it: never trust one beyond our clock.
-  if (outcome.max_modified && !outcome.max_modified->is_infinity() &&
-      outcome.max_modified->micros > now_micros())
-    outcome.max_modified = store::store_time{now_micros()};
-  co_return outcome;
-}
-
-#pragma GCC diagnostic pop
 
 }  // namespace esd::sync

@@ -1,5 +1,5 @@
-// One player's sync: check the stored key, query the collections API from the watermark, follow
-// continuation tokens to the end, and de-duplicate what came back. No database work here; the caller
+// One player's sync: check and renew the stored keys, carry out due grants and consume reports, read the
+// collection (collections_read.hpp) and the subscriptions. No database work here; the caller
 // commits the outcome in one transaction.
 #pragma once
 
@@ -9,6 +9,7 @@
 #include <variant>
 
 #include "db/queue.hpp"
+#include "sync/collections_read.hpp"
 #include "sync/entra_token_cache.hpp"
 #include "sync/retry_policy.hpp"
 #include "sync/store_gateway.hpp"
@@ -50,12 +51,5 @@ using request_recorder = std::function<boost::asio::awaitable<void>(const reques
 // purchase key and [store] subscriptions on, reads the subscriptions.
 boost::asio::awaitable<player_sync_result> sync_player(const db::sync_job& job, store_gateway& gateway,
                                                        entra_token_cache& tokens, const request_recorder& record);
-
-// The modifiedAfter we send: nothing on a first or full sync, else the watermark minus the overlap.
-std::optional<store::store_time> modified_after_for(const db::sync_job& job, std::chrono::seconds overlap);
-
-// One item per item id, the Store having repeated some (across pages): the one modified last wins, of
-// equal dates the later one. The others keep their order.
-void keep_newest_per_item(std::vector<store::collection_item>& items);
 
 }  // namespace esd::sync

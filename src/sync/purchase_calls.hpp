@@ -1,7 +1,6 @@
 // One player's purchase-side Store calls: a free-product grant, a consumable fulfilment report, and the
-// subscriptions read. Each goes through the player's request budget, the cached service token (replaced
-// once if the Store refuses it, before any key is judged) and a short Retry-After wait, and says in
-// words what went wrong.
+// subscriptions read. Each is made through send_store_request (store_request.hpp) and says in words what
+// went wrong.
 #pragma once
 
 #include <boost/asio/awaitable.hpp>

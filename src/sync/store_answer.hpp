@@ -3,6 +3,11 @@
 // ("Unauthorized") and the reason in "innererror.code" ("AuthenticationTokenInvalid"); older or other
 // bodies carry the reason in "code" alone.
 //
+// Microsoft's pages for these calls document only the 401 reasons; every other status is read by its HTTP
+// meaning, the same on every call: a request the Store read and refused (400, 409, 413, 422) fails at
+// once, as sending it again gets the same answer; any other 4xx (403, 404, ...) says our endpoint or the
+// app's setup is wrong, which the player cannot cause and we can fix, so it is retried like a 5xx.
+//
 // A 401 AuthenticationTokenInvalid means "the Entra access token is invalid" as often as "the player's key
 // is invalid": it is a verdict on the key only once a token fetched after a refusal is refused too.
 #pragma once

@@ -32,21 +32,39 @@ bool store_gateway::is_store_endpoint(const std::string& url) const {
   return u && store_endpoints_.count({u->host, u->port}) > 0;
 }
 
+std::string_view endpoint_label(api_endpoint e) {
+  switch (e) {
+    case api_endpoint::collections_query: return "collections_query";
+    case api_endpoint::consume: return "consume";
+    case api_endpoint::grant: return "grant";
+    case api_endpoint::recurrences_query: return "recurrences_query";
+    case api_endpoint::key_renew: return "key_renew";
+    case api_endpoint::entra_token: return "entra_token";
+  }
+  return "other";
+}
+
+boost::asio::awaitable<std::pair<boost::system::error_code, net::http_response>> store_gateway::post_json(
+    api_endpoint endpoint, std::string url, std::shared_ptr<const std::string> service_token, std::string body,
+    const std::string& user) {
+  net::http_request req;
+  req.method = "POST";
+  req.url = std::move(url);
+  req.bearer_token = std::move(service_token);
+  req.headers.emplace_back("Content-Type", "application/json");
+  req.headers.emplace_back("Accept", "application/json");
+  req.body = std::move(body);
+  co_return co_await send(endpoint, std::move(req), user);
+}
+
 boost::asio::awaitable<std::pair<boost::system::error_code, net::http_response>> store_gateway::send(
-    net::http_request r, const std::string& user) {
+    api_endpoint endpoint, net::http_request r, const std::string& user) {
   if (!allowed(r.url)) co_return std::pair{make_error_code(boost::asio::error::access_denied), net::http_response{}};
-  const char* endpoint = r.url.find("/collections/query") != std::string::npos    ? "collections_query"
-                         : r.url.find("/keys/renew") != std::string::npos         ? "key_renew"
-                         : r.url.find("/oauth2/") != std::string::npos            ? "entra_token"
-                         : r.url.find("/purchases/grant") != std::string::npos    ? "grant"
-                         : r.url.find("/collections/consume") != std::string::npos ? "consume"
-                         : r.url.find("/recurrences/query") != std::string::npos  ? "recurrences_query"
-                                                                                  : "other";
   auto answer = co_await client_.send(std::move(r));
   if (!user.empty()) budget_.settle(user, std::chrono::steady_clock::now());
   if (metrics_) {
     const std::string status = answer.first ? std::string("error") : std::to_string(answer.second.status);
-    metrics_->inc(metric::store_requests, {{"endpoint", endpoint}, {"status", status}});
+    metrics_->inc(metric::store_requests, {{"endpoint", std::string(endpoint_label(endpoint))}, {"status", status}});
     if (!answer.first && answer.second.status == 429) metrics_->inc(metric::store_throttled);
   }
   co_return answer;

@@ -19,6 +19,11 @@
 
 namespace esd::sync {
 
+// Every call the daemon makes, named once by its caller: the `endpoint` label of
+// entitlement_syncd_store_requests_total (a URL says nothing reliable about which call it was).
+enum class api_endpoint { collections_query, consume, grant, recurrences_query, key_renew, entra_token };
+std::string_view endpoint_label(api_endpoint e);
+
 class store_gateway {
  public:
   store_gateway(net::https_client& client, const config::config& cfg, ops::metrics* metrics = nullptr);
@@ -38,7 +43,12 @@ class store_gateway {
   // Store counts a request when it arrives, which is after admission, so counting from admission would let
   // one request too many into the Store's window at its edge.
   boost::asio::awaitable<std::pair<boost::system::error_code, net::http_response>> send(
-      net::http_request r, const std::string& user = {});
+      api_endpoint endpoint, net::http_request r, const std::string& user = {});
+
+  // A JSON POST to a Store endpoint with the service token, through send().
+  boost::asio::awaitable<std::pair<boost::system::error_code, net::http_response>> post_json(
+      api_endpoint endpoint, std::string url, std::shared_ptr<const std::string> service_token, std::string body,
+      const std::string& user);
 
   // Waits until a Store request for this player fits the global rate limit and the player's budget
   // ([store] max_requests_per_second, player_requests per player_window). Returns nullopt once the request

@@ -69,3 +69,23 @@ BOOST_AUTO_TEST_CASE(retries_give_up_after_max_attempts_with_the_reason_kept) {
   BOOST_TEST(err->find("HTTP 500") != std::string::npos, *err);
   BOOST_TEST(err->find("gave up after 2 attempts") != std::string::npos, *err);
 }
+
+BOOST_AUTO_TEST_CASE(a_short_429_on_key_renewal_is_waited_out_like_any_store_call) {
+  // A key 15 days old is renewed before use; the renewal's first answer is a 429 with Retry-After 1 s
+  // (under max_inline_wait): it is asked again inside the sync, and the sync uses the renewed key.
+  environment env({}, "[sync]\nretry_base = 1s\nretry_cap = 2s\nmax_inline_wait = 5s\ndrain_grace = 30s\n");
+  const auto now = std::chrono::duration_cast<std::chrono::seconds>(
+                       std::chrono::system_clock::now().time_since_epoch()).count();
+  env.emu.put_items("renew-throttled", emulator_instance::make_items("rt", 2));
+  env.emu.control("POST", "/_emulator/faults",
+                  R"({"path":"/v6.0/b2b/keys/renew","count":1,"mode":"status","status":429,"retryAfter":1})");
+  env.upload("renew-throttled", env.emu.mint_key("renew-throttled", "collections", now - 15 * 86400, now + 15 * 86400));
+  auto r = env.drain(120s);
+  BOOST_TEST_REQUIRE(r.exit_code == 0, r.output);
+  BOOST_TEST(env.emu.stat("statusCounts", "429") == 1);
+  BOOST_TEST(env.emu.stat("renewals") == 1);  // the one after the 429, in the same sync
+  BOOST_TEST(query_count(env.pg.url(), "SELECT count(*) FROM entitlement_sync.user_keys WHERE collections_key_renewed_at "
+                                       "IS NOT NULL") == 1);
+  BOOST_TEST(query_count(env.pg.url(), "SELECT max(attempts) FROM entitlement_sync.key_uploads") == 1);
+  BOOST_TEST(query_count(env.pg.url(), "SELECT count(*) FROM entitlement_sync.entitlements") == 2);
+}
