@@ -41,7 +41,7 @@ asio::awaitable<int> dispatcher::dispatch() {
     const int free = limits.concurrency - in_flight_;
     std::size_t claimed = 0;
     // While a backlog waits (the last claim got all it asked for), claim in batches of at least a quarter
-    // of the slots rather than one slot at a time: a claim costs a dozen statements whatever its size.
+    // of the slots rather than one slot at a time: a claim costs the same statements whatever its size.
     // A batch never waits more than claim_batch_wait for its slots to free up, and holds at most
     // max_claim_batch players: a claim holds every claimed key several times over while it runs.
     const int batch = std::clamp(limits.concurrency / 4, 1, max_claim_batch);
