@@ -49,6 +49,9 @@ asio::awaitable<void> run_every(std::shared_ptr<housekeeping::state> st, houseke
   }
 }
 
+// The loop's function lives in this frame, so a coroutine lambda's captures outlive its coroutine.
+asio::awaitable<void> run_once(housekeeping::task_fn loop) { co_await loop(); }
+
 }  // namespace
 
 housekeeping::housekeeping(asio::any_io_executor ex) : ex_(std::move(ex)), state_(std::make_shared<state>()) {}
@@ -59,7 +62,7 @@ void housekeeping::every(const std::string& what, interval_fn interval, task_fn 
 }
 
 void housekeeping::spawn(const std::string& what, task_fn loop) {
-  asio::co_spawn(ex_, loop(), ops::log_failure(what + " stopped"));
+  asio::co_spawn(ex_, run_once(std::move(loop)), ops::log_failure(what + " stopped"));
 }
 
 asio::awaitable<void> housekeeping::pause(housekeeping::duration d) { return pause_on(state_, d); }
