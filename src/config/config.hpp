@@ -47,8 +47,8 @@ struct store_config {
   int max_connections_per_host = 64;  // [store] max_connections_per_host, 1..1024
   int max_pages = 1000;               // [store] max_pages: a collection longer than this is an error
   // [store] max_collection_bytes: the Store answers one page loop of a sync may hold (collections, or
-  // subscriptions). The default is about 30,000 items of the documented ~1 KB each: more than a publisher's
-  // whole catalogue, since the query only returns the publisher's own products.
+  // subscriptions). The default holds more items of the documented size than a publisher's whole
+  // catalogue, since the query only returns the publisher's own products.
   std::uint64_t max_collection_bytes = 32ull * 1024 * 1024;
   int player_requests = 180;          // [store] player_requests, 1..10000: Store requests per player within
   seconds player_window{300};         // [store] player_window: the Store allows about 200 per 300 s per user

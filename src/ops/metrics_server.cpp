@@ -26,6 +26,7 @@
 #include <string_view>
 
 #include "ops/log.hpp"
+#include "ops/log_failure.hpp"
 
 namespace esd::ops {
 
@@ -102,18 +103,6 @@ constexpr std::size_t body_limit = 8 * 1024;
 constexpr std::size_t max_connections = 128;
 
 const auto tuple_awaitable = asio::as_tuple(asio::use_awaitable);
-
-// co_spawn(..., detached) would swallow a coroutine's exception: log it instead.
-void log_exception(std::string_view what, std::exception_ptr e) {
-  if (!e) return;
-  try {
-    std::rethrow_exception(e);
-  } catch (const std::exception& ex) {
-    log::warning(std::string("metrics endpoint: ") + std::string(what) + ": " + ex.what());
-  } catch (...) {
-    log::warning(std::string("metrics endpoint: ") + std::string(what) + ": unknown exception");
-  }
-}
 
 [[noreturn]] void bad_address(const std::string& listen, const std::string& why) {
   throw std::runtime_error("metrics listen address '" + listen + "': " + why);
@@ -328,7 +317,7 @@ asio::awaitable<void> accept_loop(std::shared_ptr<state> st) {
     const std::uint64_t id = st->next_id++;
     st->open.emplace(id, state::connection{stream});
     asio::co_spawn(st->executor, serve_connection(st, id, std::move(stream)),
-                   [](std::exception_ptr e) { log_exception("connection failed", e); });
+                   log_failure("metrics endpoint: connection failed", log::level::warning));
   }
 }
 
@@ -346,7 +335,7 @@ unsigned short metrics_server::port() const { return state_->port; }
 
 void metrics_server::start() {
   asio::co_spawn(state_->executor, accept_loop(state_),
-                 [](std::exception_ptr e) { log_exception("accept loop stopped", e); });
+                 log_failure("metrics endpoint: accept loop stopped", log::level::warning));
 }
 
 void metrics_server::stop() {
