@@ -9,6 +9,7 @@
 #include <chrono>
 
 #include "ops/log.hpp"
+#include "ops/log_failure.hpp"
 #include "sync/key_renewal.hpp"
 #include "sync/purchase_calls.hpp"
 
@@ -243,6 +244,7 @@ asio::awaitable<player_sync_result> sync_player(const db::sync_job& job, store_g
   asio::co_spawn(ex, read_subscriptions(job.user_id, purchase_key, gateway, tokens),
                  [leg](std::exception_ptr e, subscriptions_answer answer) {
                    if (e) {
+                     ops::log_exception("subscriptions: the read stopped", e);
                      leg->answer = transient("internal", "subscriptions: the read stopped unexpectedly");
                    } else {
                      leg->answer = std::move(answer);
