@@ -174,7 +174,7 @@ bool refused_by_data(const pqxx::sql_error& e) {
 
 // The claim; with keys_one_by_one, each player's keys are stored in a savepoint of their own, and a player
 // whose keys the database refuses keeps its old ones and gets the reason as a key problem.
-std::vector<sync_job> claim(pqxx::connection& c, const claim_options& o, bool keys_one_by_one) {
+std::vector<sync::sync_job> claim(pqxx::connection& c, const claim_options& o, bool keys_one_by_one) {
   pqxx::work tx(c);
   tx.exec("SELECT pg_advisory_xact_lock(" + std::to_string(claim_lock_key) + ")");
 
@@ -224,7 +224,7 @@ std::vector<sync_job> claim(pqxx::connection& c, const claim_options& o, bool ke
       users_literal);
 
   const std::int64_t now_s = tx.exec1("SELECT extract(epoch FROM now())::bigint")[0].as<std::int64_t>();
-  std::map<std::string, sync_job> jobs;
+  std::map<std::string, sync::sync_job> jobs;
   struct fresh_keys {
     std::optional<std::string> collections, purchase;
     std::optional<store::store_time> c_issued, c_expires, p_issued, p_expires;
@@ -375,29 +375,26 @@ std::vector<sync_job> claim(pqxx::connection& c, const claim_options& o, bool ke
     auto& job = it->second;
     job.watermark = optional_time(row["watermark"]);
     // Each key held once: plain, and a fingerprint of the stored form for compare-and-set.
-    auto open = [&](const char* column, store::key_kind kind, std::optional<std::string>& plain,
-                    std::optional<std::string>& fingerprint) {
-      const auto& f = row[column];
-      if (f.is_null()) return;
-      const std::string_view stored(f.c_str(), f.size());
-      fingerprint = stored_key_fingerprint(stored);
-      if (!o.codec || !store::is_sealed(stored)) {
-        plain.emplace(stored);
-        return;
+    auto open = [&](store::key_kind kind, sync::stored_key& k) {
+      const std::string name = column(kind);
+      const auto& f = row[name];
+      if (!f.is_null()) {
+        const std::string_view stored(f.c_str(), f.size());
+        k.fingerprint = stored_key_fingerprint(stored);
+        if (!o.codec || !store::is_sealed(stored)) {
+          k.key.emplace(stored);
+        } else {
+          std::string error;
+          k.key = o.codec->from_stored(std::string(stored), job.user_id, kind, error);
+          if (!k.key && kind == store::key_kind::collections) job.key_problems.push_back(error);
+        }
       }
-      std::string error;
-      plain = o.codec->from_stored(std::string(stored), job.user_id, kind, error);
-      if (!plain && kind == store::key_kind::collections) job.key_problems.push_back(error);
+      k.issued_at = optional_time(row[name + "_issued_at"]);
+      k.expires_at = optional_time(row[name + "_expires_at"]);
+      if (!row[name + "_dead"].is_null()) k.dead = row[name + "_dead"].as<std::string>();
     };
-    open("collections_key", store::key_kind::collections, job.collections_key, job.collections_key_fingerprint);
-    job.collections_key_issued_at = optional_time(row["collections_key_issued_at"]);
-    job.collections_key_expires_at = optional_time(row["collections_key_expires_at"]);
-    if (!row["collections_key_dead"].is_null())
-      job.collections_key_dead = row["collections_key_dead"].as<std::string>();
-    open("purchase_key", store::key_kind::purchase, job.purchase_key, job.purchase_key_fingerprint);
-    job.purchase_key_issued_at = optional_time(row["purchase_key_issued_at"]);
-    job.purchase_key_expires_at = optional_time(row["purchase_key_expires_at"]);
-    if (!row["purchase_key_dead"].is_null()) job.purchase_key_dead = row["purchase_key_dead"].as<std::string>();
+    open(store::key_kind::collections, job.collections);
+    open(store::key_kind::purchase, job.purchase);
   }
 
   // The players' due grant and consume requests, carried out within this sync (bounded per claim; the
@@ -411,7 +408,7 @@ std::vector<sync_job> claim(pqxx::connection& c, const claim_options& o, bool ke
   for (const auto& row : grants) {
     auto it = jobs.find(row["user_id"].as<std::string>());
     if (it == jobs.end()) continue;
-    grant_task g;
+    sync::grant_task g;
     g.request_id = row["request_id"].as<std::int64_t>();
     g.product_id = row["product_id"].as<std::string>();
     g.sku_id = row["sku_id"].as<std::string>();
@@ -443,7 +440,7 @@ std::vector<sync_job> claim(pqxx::connection& c, const claim_options& o, bool ke
   for (const auto& row : consumes) {
     auto it = jobs.find(row["user_id"].as<std::string>());
     if (it == jobs.end()) continue;
-    consume_task t;
+    sync::consume_task t;
     t.request_id = row["request_id"].as<std::int64_t>();
     if (!row["consumed_item_id"].is_null()) t.item_id = row["consumed_item_id"].as<std::string>();
     if (!row["product_id"].is_null()) t.product_id = row["product_id"].as<std::string>();
@@ -458,7 +455,7 @@ std::vector<sync_job> claim(pqxx::connection& c, const claim_options& o, bool ke
   }
   tx.commit();
 
-  std::vector<sync_job> out;
+  std::vector<sync::sync_job> out;
   out.reserve(jobs.size());
   for (auto& [user, job] : jobs) out.push_back(std::move(job));
   return out;
@@ -466,7 +463,7 @@ std::vector<sync_job> claim(pqxx::connection& c, const claim_options& o, bool ke
 
 }  // namespace
 
-std::vector<sync_job> claim_jobs(pqxx::connection& c, const claim_options& o) {
+std::vector<sync::sync_job> claim_jobs(pqxx::connection& c, const claim_options& o) {
   try {
     return claim(c, o, false);
   } catch (const pqxx::sql_error& e) {
@@ -511,7 +508,7 @@ queue_stats read_queue_stats(pqxx::connection& c) {
   return q;
 }
 
-bool hand_back_job(pqxx::connection& c, const sync_job& job, const std::string& owner) {
+bool hand_back_job(pqxx::connection& c, const sync::sync_job& job, const std::string& owner) {
   pqxx::work tx(c);
   auto r = tx.exec_params(
       "UPDATE entitlement_sync.key_uploads SET state = 'pending', claimed_by = NULL, lease_until = NULL, "
@@ -522,7 +519,7 @@ bool hand_back_job(pqxx::connection& c, const sync_job& job, const std::string& 
   return r.affected_rows() > 0;
 }
 
-fail_outcome fail_job(pqxx::connection& c, const sync_job& job, const std::string& owner, const std::string& reason,
+fail_outcome fail_job(pqxx::connection& c, const sync::sync_job& job, const std::string& owner, const std::string& reason,
               std::optional<std::chrono::system_clock::time_point> retry_at, int max_attempts,
               std::optional<store::key_kind> dead_key) {
   const bool final = !retry_at || job.attempts >= max_attempts;
@@ -553,9 +550,7 @@ fail_outcome fail_job(pqxx::connection& c, const sync_job& job, const std::strin
   }
   if (r.affected_rows() == 0) return fail_outcome::lost;  // no longer ours: leave the other outcome alone
   if (dead_key) {
-    const auto& key =
-        *dead_key == store::key_kind::collections ? job.collections_key_fingerprint : job.purchase_key_fingerprint;
-    if (key) mark_key_dead_in(tx, job.user_id, *dead_key, *key, reason);
+    if (const auto& key = job.key_of(*dead_key).fingerprint) mark_key_dead_in(tx, job.user_id, *dead_key, *key, reason);
   }
   tx.exec_params(
       "UPDATE entitlement_sync.users SET last_error = $2, last_error_at = now() WHERE user_id = $1",

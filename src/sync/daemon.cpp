@@ -186,7 +186,7 @@ class daemon {
   }
 
  private:
-  void start(db::sync_job job) {
+  void start(sync_job job) {
     ++in_flight_;
     asio::co_spawn(io_, run_job(std::move(job)), [this](std::exception_ptr e) {
       --in_flight_;
@@ -201,12 +201,12 @@ class daemon {
     });
   }
 
-  asio::awaitable<void> run_job(db::sync_job job) {
+  asio::awaitable<void> run_job(sync_job job) {
     // Shared, because a frame abandoned at shutdown is destroyed with the io_context, after the daemon.
     in_flight_jobs_->insert(&job);
     struct unregister {
-      std::shared_ptr<std::set<const db::sync_job*>> jobs;
-      const db::sync_job* job;
+      std::shared_ptr<std::set<const sync_job*>> jobs;
+      const sync_job* job;
       ~unregister() { jobs->erase(job); }
     } guard{in_flight_jobs_, &job};
     const auto started = std::chrono::steady_clock::now();
@@ -221,7 +221,7 @@ class daemon {
 
   // What a sync found, written and logged. A coroutine of its own, so that what it needs is not carried
   // in the frame of every sync while it waits for the Store.
-  asio::awaitable<void> finish_job(const db::sync_job& job, player_sync_result& report,
+  asio::awaitable<void> finish_job(const sync_job& job, player_sync_result& report,
                                    std::chrono::steady_clock::time_point started) {
     auto& result = report.result;
     const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started);
@@ -240,8 +240,7 @@ class daemon {
     try {
       // Renewed keys first, whatever the outcome: after a renewal the old key may no longer work.
       for (const auto& r : report.renewed) {
-        const auto& old_fingerprint =
-            r.kind == store::key_kind::collections ? job.collections_key_fingerprint : job.purchase_key_fingerprint;
+        const auto& old_fingerprint = job.key_of(r.kind).fingerprint;
         if (!old_fingerprint) continue;
         auto store_key = [&r, old = *old_fingerprint, fresh = codec_.to_stored(r.new_key, job.user_id, r.kind),
                           user = job.user_id](pqxx::connection& c) {
@@ -250,8 +249,7 @@ class daemon {
         co_await db_.run(store_key);
       }
       for (const auto& d : report.dead) {
-        const auto& fingerprint =
-            d.kind == store::key_kind::collections ? job.collections_key_fingerprint : job.purchase_key_fingerprint;
+        const auto& fingerprint = job.key_of(d.kind).fingerprint;
         if (!fingerprint) continue;
         auto mark = [&d, fp = *fingerprint, user = job.user_id](pqxx::connection& c) {
           db::mark_key_dead(c, user, d.kind, fp, d.reason);
@@ -259,7 +257,7 @@ class daemon {
         };
         co_await db_.run(mark);
       }
-      if (auto* ok = std::get_if<db::sync_outcome>(&result)) {
+      if (auto* ok = std::get_if<sync_outcome>(&result)) {
         if (report.subscriptions_failure) {
           const auto& f = *report.subscriptions_failure;
           ok->subscriptions_error = f.reason;
@@ -315,7 +313,7 @@ class daemon {
   // The database refused what a sync wrote, for a reason other than a lost connection (a value it cannot
   // take, a constraint): a second, minimal write records a failure, so the events retry or end failed with
   // the reason instead of waiting out their lease, and user_status says why.
-  asio::awaitable<void> record_refused_outcome(const db::sync_job& job, const std::string& common,
+  asio::awaitable<void> record_refused_outcome(const sync_job& job, const std::string& common,
                                                const std::string& error) {
     const std::string reason = "the database refused to store this sync's outcome: " +
                                store::printable_excerpt(error, 300);
@@ -341,14 +339,14 @@ class daemon {
   // one transaction with set-based statements, so a storm costs a few transactions instead of one per
   // player, and a lone sync waits for nobody.
   struct pending_completion {
-    const db::sync_job* job;
-    const db::sync_outcome* outcome;
+    const sync_job* job;
+    const sync_outcome* outcome;
     asio::steady_timer* done;
     bool mine = false;
     std::exception_ptr error;
   };
 
-  asio::awaitable<bool> complete(const db::sync_job& job, const db::sync_outcome& outcome) {
+  asio::awaitable<bool> complete(const sync_job& job, const sync_outcome& outcome) {
     asio::steady_timer done(io_, std::chrono::steady_clock::time_point::max());
     pending_completion p{&job, &outcome, &done, false, nullptr};
     completions_.push_back(&p);
@@ -368,8 +366,8 @@ class daemon {
         batch.push_back(completions_.front());
         completions_.pop_front();
       }
-      std::vector<const db::sync_job*> jobs;
-      std::vector<const db::sync_outcome*> outcomes;
+      std::vector<const sync_job*> jobs;
+      std::vector<const sync_outcome*> outcomes;
       for (auto* p : batch) {
         jobs.push_back(p->job);
         outcomes.push_back(p->outcome);
@@ -406,7 +404,7 @@ class daemon {
   }
 
   // Records how a grant or consume request went, on its row; a retry waits for its own event.
-  asio::awaitable<void> record_request(const db::sync_job& job, const request_report& r) {
+  asio::awaitable<void> record_request(const sync_job& job, const request_report& r) {
     db::request_result result;
     result.request_id = r.request_id;
     result.order_state = r.order_state;
@@ -690,7 +688,7 @@ class daemon {
     if (in_flight_ == 0) co_return;
     // Hand the unfinished events back now rather than when the lease runs out; a sync that still
     // finishes later finds the events no longer ours and writes nothing.
-    std::vector<db::sync_job> unfinished;
+    std::vector<sync_job> unfinished;
     for (const auto* job : *in_flight_jobs_) unfinished.push_back(*job);
     std::size_t handed_back = 0;
     for (const auto& job : unfinished) {
@@ -744,8 +742,8 @@ class daemon {
   bool fatal_ = false;
   bool abandoned_ = false;
   bool finished_ = false;  // dispatch is over: nothing in flight is ours any more
-  std::shared_ptr<std::set<const db::sync_job*>> in_flight_jobs_ =
-      std::make_shared<std::set<const db::sync_job*>>();
+  std::shared_ptr<std::set<const sync_job*>> in_flight_jobs_ =
+      std::make_shared<std::set<const sync_job*>>();
 };
 
 // Keys whose new value only takes effect after a restart.

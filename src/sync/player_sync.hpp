@@ -8,7 +8,7 @@
 #include <functional>
 #include <variant>
 
-#include "db/queue.hpp"
+#include "sync/sync_job.hpp"
 #include "sync/entra_token_cache.hpp"
 #include "sync/retry_policy.hpp"
 #include "sync/store_gateway.hpp"
@@ -27,7 +27,7 @@ struct dead_key {
 };
 
 struct player_sync_result {
-  std::variant<db::sync_outcome, sync_failure> result;
+  std::variant<sync_outcome, sync_failure> result;
   std::optional<sync_failure> subscriptions_failure;  // the collections sync worked, the subscriptions read did not
   std::vector<renewed_key> renewed;  // to store whatever the outcome: the old keys may be gone
   std::vector<dead_key> dead;        // keys the Store refused along the way (besides a failure's own)
@@ -48,11 +48,11 @@ using request_recorder = std::function<boost::asio::awaitable<void>(const reques
 // Carries out the player's due grants (purchase key) and consume reports (collections key), each recorded
 // through `record` as soon as the Store has answered, then queries the collections and, with a usable
 // purchase key and [store] subscriptions on, reads the subscriptions.
-boost::asio::awaitable<player_sync_result> sync_player(const db::sync_job& job, store_gateway& gateway,
+boost::asio::awaitable<player_sync_result> sync_player(const sync_job& job, store_gateway& gateway,
                                                        entra_token_cache& tokens, const request_recorder& record);
 
 // The modifiedAfter we send: nothing on a first or full sync, else the watermark minus the overlap.
-std::optional<store::store_time> modified_after_for(const db::sync_job& job, std::chrono::seconds overlap);
+std::optional<store::store_time> modified_after_for(const sync_job& job, std::chrono::seconds overlap);
 
 // One item per item id, the Store having repeated some (across pages): the one modified last wins, of
 // equal dates the later one. The others keep their order.
