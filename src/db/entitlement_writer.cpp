@@ -5,6 +5,7 @@
 #include <unordered_map>
 #include <string>
 
+#include "db/pg_timestamp.hpp"
 #include "db/queue.hpp"
 #include "ops/error_text.hpp"
 
@@ -37,7 +38,7 @@ class column {
   }
   void null() { sep(); out_ += "NULL"; }
   void time(const std::optional<store::store_time>& t) {
-    if (t) text(store::to_pg_timestamptz(*t)); else null();
+    if (t) text(to_pg_timestamptz(*t)); else null();
   }
   void boolean(const std::optional<bool>& b) {
     if (b) { sep(); out_ += *b ? "t" : "f"; } else null();
@@ -209,7 +210,7 @@ void write_items(pqxx::work& tx, const std::vector<std::pair<const sync::sync_jo
 void write_subscriptions(pqxx::work& tx, const sync::sync_job& job, const sync::sync_outcome& o, int max_attempts) {
   auto t = [](const std::optional<store::store_time>& v) -> std::optional<std::string> {
     if (!v) return std::nullopt;
-    return store::to_pg_timestamptz(*v);
+    return to_pg_timestamptz(*v);
   };
   auto b = [](const std::optional<bool>& v) -> std::optional<std::string> {
     if (!v) return std::nullopt;
@@ -295,7 +296,7 @@ std::vector<bool> complete_jobs(pqxx::connection& c, const std::vector<const syn
     done_ids.insert(done_ids.end(), job->event_ids.begin(), job->event_ids.end());
     (job->full_sync ? full : incremental).emplace_back(job, o);
     user_col.text(job->user_id);
-    if (o->max_modified) wm_col.text(store::to_pg_timestamptz(*o->max_modified)); else wm_col.null();
+    if (o->max_modified) wm_col.text(to_pg_timestamptz(*o->max_modified)); else wm_col.null();
     // Items refused alone are the player's last_error even though the sync is done (see sync_outcome).
     refused_col.text_or_null(o->items_refused > 0 ? ops::bounded_error(o->refused_reason) : std::string());
     if (o->subscriptions) {

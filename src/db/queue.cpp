@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <map>
 
+#include "db/pg_timestamp.hpp"
 #include "ops/log.hpp"
 #include "ops/error_text.hpp"
 #include "store/json_fields.hpp"
@@ -31,7 +32,7 @@ std::string check_key_of_event(const std::string& key, store::key_kind expected,
 
 std::optional<store::store_time> optional_time(const pqxx::field& f) {
   if (f.is_null()) return std::nullopt;
-  return store::from_pg_timestamptz(f.c_str());
+  return from_pg_timestamptz(f.c_str());
 }
 
 const char* column(store::key_kind kind) {
@@ -80,8 +81,8 @@ bool store_renewed_key(pqxx::connection& c, const std::string& user_id, store::k
   auto r = tx.exec_params("UPDATE entitlement_sync.user_keys SET " + col + " = $3, " + col +
                               "_issued_at = $4::timestamptz, " + col + "_expires_at = $5::timestamptz, " + col +
                               "_renewed_at = now(), updated_at = now() WHERE user_id = $1 AND " + fingerprint_of(col) + " = $2",
-                          user_id, old_fingerprint, new_key, store::to_pg_timestamptz(issued_at),
-                          store::to_pg_timestamptz(expires_at));
+                          user_id, old_fingerprint, new_key, to_pg_timestamptz(issued_at),
+                          to_pg_timestamptz(expires_at));
   tx.commit();
   return r.affected_rows() == 1;
 }
@@ -277,7 +278,7 @@ std::vector<sync::sync_job> claim(pqxx::connection& c, const claim_options& o, b
 
   auto ts = [](const std::optional<store::store_time>& t) -> std::optional<std::string> {
     if (!t) return std::nullopt;
-    return store::to_pg_timestamptz(*t);
+    return to_pg_timestamptz(*t);
   };
   auto seal = [&o](const std::optional<std::string>& key, const std::string& user,
                    store::key_kind kind) -> std::optional<std::string> {
@@ -539,8 +540,8 @@ fail_outcome fail_job(pqxx::connection& c, const sync::sync_job& job, const std:
         coalesced_error(user_error, newest));
   } else {
     auto micros = std::chrono::duration_cast<std::chrono::microseconds>(retry_at->time_since_epoch()).count();
-    auto when = store::to_pg_timestamptz(store::store_time{micros});
-    user_error += "; will retry at " + when.substr(0, 19) + " UTC";
+    auto when = to_pg_timestamptz(store::store_time{micros});
+    user_error += "; will retry at " + store::format_utc(store::store_time{micros});
     r = tx.exec_params(
         "UPDATE entitlement_sync.key_uploads SET state = 'pending', claimed_by = NULL, lease_until = NULL, "
         "  lease_id = NULL, run_after = $3::timestamptz, last_error = CASE WHEN event_id = $6 THEN $4 ELSE $7 END "

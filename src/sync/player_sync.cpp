@@ -33,7 +33,7 @@ std::int64_t now_micros() {
       .count();
 }
 
-std::string utc(store::store_time t) { return store::to_pg_timestamptz(t).substr(0, 19) + " UTC"; }
+std::string utc(store::store_time t) { return store::format_utc(t); }
 
 
 }  // namespace
