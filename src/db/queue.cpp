@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <map>
 
+#include "db/pg_array.hpp"
 #include "db/pg_timestamp.hpp"
 #include "ops/log.hpp"
 #include "ops/error_text.hpp"
@@ -120,51 +121,7 @@ std::vector<key_due> keys_due_for_renewal(pqxx::connection& c, std::chrono::seco
   return out;
 }
 
-std::string to_pg_bigint_array(const std::vector<std::int64_t>& ids) {
-  std::string out = "{";
-  for (std::size_t i = 0; i < ids.size(); ++i) {
-    if (i) out += ',';
-    out += std::to_string(ids[i]);
-  }
-  return out + '}';
-}
-
-std::string to_pg_text_array(const std::vector<std::string>& values) {
-  std::string out = "{";
-  for (std::size_t i = 0; i < values.size(); ++i) {
-    if (i) out += ',';
-    out += '"';
-    for (char ch : values[i]) {
-      if (ch == '"' || ch == '\\') out += '\\';
-      out += ch;
-    }
-    out += '"';
-  }
-  out += '}';
-  return out;
-}
-
 namespace {
-
-// A PostgreSQL array literal of text values, NULL for nullopt.
-std::string pg_array(const std::vector<std::optional<std::string>>& values) {
-  std::string out = "{";
-  for (std::size_t i = 0; i < values.size(); ++i) {
-    if (i) out += ',';
-    if (!values[i]) {
-      out += "NULL";
-      continue;
-    }
-    out += '"';
-    for (char ch : *values[i]) {
-      if (ch == '"' || ch == '\\') out += '\\';
-      out += ch;
-    }
-    out += '"';
-  }
-  out += '}';
-  return out;
-}
 
 // A statement refused because of what a row holds (a value out of range, a constraint, a row too big for
 // an index), rather than because of the connection or the server.
@@ -325,8 +282,9 @@ std::vector<sync::sync_job> claim(pqxx::connection& c, const claim_options& o, b
         "  purchase_key_dead_reason = CASE WHEN EXCLUDED.purchase_key IS NULL "
         "    THEN k.purchase_key_dead_reason END, "
         "  updated_at = now()",
-        pg_array(k.user), pg_array(k.c), pg_array(k.ci), pg_array(k.ce), pg_array(k.p), pg_array(k.pi),
-        pg_array(k.pe));
+        to_pg_nullable_text_array(k.user), to_pg_nullable_text_array(k.c), to_pg_nullable_text_array(k.ci),
+        to_pg_nullable_text_array(k.ce), to_pg_nullable_text_array(k.p), to_pg_nullable_text_array(k.pi),
+        to_pg_nullable_text_array(k.pe));
   };
   if (!keys_one_by_one) {
     if (!rows.user.empty()) store_keys(rows);

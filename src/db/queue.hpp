@@ -132,10 +132,4 @@ struct queue_stats {
 };
 queue_stats read_queue_stats(pqxx::connection& c);
 
-// Formats a PostgreSQL array literal of text values ('{"a","b"}'), quoting every element.
-std::string to_pg_text_array(const std::vector<std::string>& values);
-
-// '{1,2,3}'
-std::string to_pg_bigint_array(const std::vector<std::int64_t>& ids);
-
 }  // namespace esd::db
