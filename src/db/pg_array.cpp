@@ -23,8 +23,6 @@ pg_array& pg_array::text(std::string_view v) {
 
 pg_array& pg_array::text_or_null(std::string_view v) { return v.empty() ? null() : text(v); }
 
-pg_array& pg_array::nullable_text(const std::optional<std::string>& v) { return v ? text(*v) : null(); }
-
 pg_array& pg_array::null() {
   separate();
   out_ += "NULL";
@@ -62,12 +60,6 @@ std::string pg_array::take() {
 std::string to_pg_text_array(const std::vector<std::string>& values) {
   pg_array a;
   for (const auto& v : values) a.text(v);
-  return a.take();
-}
-
-std::string to_pg_nullable_text_array(const std::vector<std::optional<std::string>>& values) {
-  pg_array a;
-  for (const auto& v : values) a.nullable_text(v);
   return a.take();
 }
 

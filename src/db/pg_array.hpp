@@ -21,7 +21,6 @@ class pg_array {
  public:
   pg_array& text(std::string_view v);
   pg_array& text_or_null(std::string_view v);  // an empty string is NULL
-  pg_array& nullable_text(const std::optional<std::string>& v);
   pg_array& null();
   pg_array& integer(const std::optional<std::int64_t>& v);
   pg_array& boolean(const std::optional<bool>& v);
@@ -41,7 +40,6 @@ class pg_array {
 };
 
 std::string to_pg_text_array(const std::vector<std::string>& values);
-std::string to_pg_nullable_text_array(const std::vector<std::optional<std::string>>& values);
 std::string to_pg_bigint_array(const std::vector<std::int64_t>& values);
 
 }  // namespace esd::db

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <map>
+#include <span>
 
 #include "db/pg_array.hpp"
 #include "db/pg_timestamp.hpp"
@@ -17,19 +18,6 @@ namespace {
 
 // pg_advisory_xact_lock key that serializes claims across daemons: "esd_claim".
 constexpr long long claim_lock_key = 0x6573645f636c6169LL;
-
-// An uploaded key checked before it is kept: the problem in words, or empty when it may be.
-std::string check_key_of_event(const std::string& key, store::key_kind expected, std::int64_t event_id,
-                               std::int64_t now_s, const std::string& client_id,
-                               std::optional<store::store_time>& issued, std::optional<store::store_time>& expires) {
-  auto checked = store::check_uploaded_key(key, expected, now_s, client_id);
-  if (!checked)
-    return "the " + std::string(expected == store::key_kind::collections ? "collections_key" : "purchase_key") +
-           " uploaded in event " + std::to_string(event_id) + " " + checked.problem;
-  issued = checked.issued_at;
-  expires = checked.expires_at;
-  return {};
-}
 
 std::optional<store::store_time> optional_time(const pqxx::field& f) {
   if (f.is_null()) return std::nullopt;
@@ -183,12 +171,12 @@ std::vector<sync::sync_job> claim(pqxx::connection& c, const claim_options& o, b
 
   const std::int64_t now_s = tx.exec1("SELECT extract(epoch FROM now())::bigint")[0].as<std::int64_t>();
   std::map<std::string, sync::sync_job> jobs;
-  struct fresh_keys {
-    std::optional<std::string> collections, purchase;
-    std::optional<store::store_time> c_issued, c_expires, p_issued, p_expires;
-  };
-  std::map<std::string, fresh_keys> uploaded;
+  std::map<std::string, std::vector<store::key_upload>> uploads;
   std::vector<std::int64_t> all_ids;
+  auto key_in = [](const pqxx::field& f) -> std::optional<std::string_view> {
+    if (f.is_null()) return std::nullopt;
+    return std::string_view(f.c_str(), f.size());
+  };
   for (const auto& row : events) {
     auto id = row["event_id"].as<std::int64_t>();
     auto user = row["user_id"].as<std::string>();
@@ -198,66 +186,40 @@ std::vector<sync::sync_job> claim(pqxx::connection& c, const claim_options& o, b
     job.full_sync = job.full_sync || row["full_sync"].as<bool>();
     job.attempts = std::max(job.attempts, row["attempts"].as<int>() + 1);
     all_ids.push_back(id);
-    auto& keys = uploaded[user];
-    // Rows come oldest first, so a later valid key replaces an earlier one.
-    if (!row["collections_key"].is_null()) {
-      std::optional<store::store_time> issued, expires;
-      auto problem = check_key_of_event(row["collections_key"].as<std::string>(), store::key_kind::collections,
-                                        id, now_s, o.expected_client_id, issued, expires);
-      if (problem.empty()) {
-        keys.collections = row["collections_key"].as<std::string>();
-        keys.c_issued = issued;
-        keys.c_expires = expires;
-      } else {
-        job.key_problems.push_back(problem);
-      }
-    }
-    if (!row["purchase_key"].is_null()) {
-      std::optional<store::store_time> issued, expires;
-      auto problem = check_key_of_event(row["purchase_key"].as<std::string>(), store::key_kind::purchase, id,
-                                        now_s, o.expected_client_id, issued, expires);
-      if (problem.empty()) {
-        keys.purchase = row["purchase_key"].as<std::string>();
-        keys.p_issued = issued;
-        keys.p_expires = expires;
-      } else {
-        job.key_problems.push_back(problem);
-      }
-    }
+    uploads[user].push_back({id, key_in(row["collections_key"]), key_in(row["purchase_key"])});
   }
 
+  // The keys each player may keep, all stored by one statement (rows in user order).
+  struct key_row {
+    std::string user;
+    std::optional<store::kept_key> collections, purchase;
+  };
+  std::vector<key_row> rows;
   for (auto& [user, job] : jobs) {
-    if (auto problem = store::check_user_id(user); !problem.empty()) {
-      job.key_problems.insert(job.key_problems.begin(), problem + "; the game backend must upload it with a valid one");
-      uploaded.erase(user);
+    auto verdict = store::check_player_uploads(user, uploads[user], now_s, o.expected_client_id);
+    job.key_problems = std::move(verdict.problems);
+    if (verdict.collections || verdict.purchase)
+      rows.push_back({user, std::move(verdict.collections), std::move(verdict.purchase)});
+  }
+  const auto store_keys = [&tx, &o](std::span<const key_row> k) {
+    pg_array user, c, ci, ce, p, pi, pe;
+    auto put = [&o](const std::string& user, const std::optional<store::kept_key>& key, store::key_kind kind,
+                    pg_array& stored, pg_array& issued, pg_array& expires) {
+      if (!key) {
+        stored.null();
+        issued.null();
+        expires.null();
+        return;
+      }
+      stored.text(o.codec ? o.codec->to_stored(key->key, user, kind) : key->key);
+      issued.time(key->issued_at);
+      expires.time(key->expires_at);
+    };
+    for (const auto& r : k) {
+      user.text(r.user);
+      put(r.user, r.collections, store::key_kind::collections, c, ci, ce);
+      put(r.user, r.purchase, store::key_kind::purchase, p, pi, pe);
     }
-  }
-
-  auto ts = [](const std::optional<store::store_time>& t) -> std::optional<std::string> {
-    if (!t) return std::nullopt;
-    return to_pg_timestamptz(*t);
-  };
-  auto seal = [&o](const std::optional<std::string>& key, const std::string& user,
-                   store::key_kind kind) -> std::optional<std::string> {
-    if (!key || !o.codec) return key;
-    return o.codec->to_stored(*key, user, kind);
-  };
-  // Every player's new keys in one statement.
-  struct key_rows {
-    std::vector<std::optional<std::string>> user, c, ci, ce, p, pi, pe;
-    key_rows only(std::size_t i) const { return {{user[i]}, {c[i]}, {ci[i]}, {ce[i]}, {p[i]}, {pi[i]}, {pe[i]}}; }
-  } rows;
-  for (const auto& [user, keys] : uploaded) {
-    if (!keys.collections && !keys.purchase) continue;
-    rows.user.emplace_back(user);
-    rows.c.push_back(seal(keys.collections, user, store::key_kind::collections));
-    rows.ci.push_back(ts(keys.c_issued));
-    rows.ce.push_back(ts(keys.c_expires));
-    rows.p.push_back(seal(keys.purchase, user, store::key_kind::purchase));
-    rows.pi.push_back(ts(keys.p_issued));
-    rows.pe.push_back(ts(keys.p_expires));
-  }
-  const auto store_keys = [&tx](const key_rows& k) {
     tx.exec_params(
         "INSERT INTO entitlement_sync.user_keys AS k (user_id, collections_key, collections_key_issued_at, "
         "  collections_key_expires_at, purchase_key, purchase_key_issued_at, purchase_key_expires_at) "
@@ -282,24 +244,22 @@ std::vector<sync::sync_job> claim(pqxx::connection& c, const claim_options& o, b
         "  purchase_key_dead_reason = CASE WHEN EXCLUDED.purchase_key IS NULL "
         "    THEN k.purchase_key_dead_reason END, "
         "  updated_at = now()",
-        to_pg_nullable_text_array(k.user), to_pg_nullable_text_array(k.c), to_pg_nullable_text_array(k.ci),
-        to_pg_nullable_text_array(k.ce), to_pg_nullable_text_array(k.p), to_pg_nullable_text_array(k.pi),
-        to_pg_nullable_text_array(k.pe));
+        user.take(), c.take(), ci.take(), ce.take(), p.take(), pi.take(), pe.take());
   };
   if (!keys_one_by_one) {
-    if (!rows.user.empty()) store_keys(rows);
+    if (!rows.empty()) store_keys(rows);
   } else {
-    for (std::size_t i = 0; i < rows.user.size(); ++i) {
+    for (std::size_t i = 0; i < rows.size(); ++i) {
       // Plain SAVEPOINT statements: libpqxx 6's subtransaction opens its savepoint only on exec(), not
       // on exec_params().
       tx.exec("SAVEPOINT player_keys");
       try {
-        store_keys(rows.only(i));
+        store_keys(std::span(rows).subspan(i, 1));
         tx.exec("RELEASE SAVEPOINT player_keys");
       } catch (const pqxx::sql_error& e) {
         if (!refused_by_data(e)) throw;
         tx.exec("ROLLBACK TO SAVEPOINT player_keys");
-        jobs[*rows.user[i]].key_problems.push_back(
+        jobs[rows[i].user].key_problems.push_back(
             "the keys uploaded for this player could not be stored: the database refused them (SQLSTATE " +
             e.sqlstate() + "); the game client must upload new keys");
       }
