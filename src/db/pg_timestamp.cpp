@@ -1,5 +1,7 @@
 #include "db/pg_timestamp.hpp"
 
+#include <pqxx/pqxx>
+
 #include <cstdio>
 
 #include "store/date_fields.hpp"
@@ -56,6 +58,11 @@ std::optional<store_time> from_pg_timestamptz(std::string_view text) {
   std::int64_t micros = days_from_civil(y, mo, d) * micros_per_day + h * micros_per_hour +
                         mi * micros_per_minute + s * micros_per_second + frac - offset;
   return clamp_no_end(micros);
+}
+
+std::optional<store_time> from_pg_timestamptz(const pqxx::field& f) {
+  if (f.is_null()) return std::nullopt;
+  return from_pg_timestamptz(std::string_view(f.c_str(), f.size()));
 }
 
 }  // namespace esd::db

@@ -8,6 +8,10 @@
 
 #include "store/store_date.hpp"
 
+namespace pqxx {
+class field;
+}
+
 namespace esd::db {
 
 // A literal PostgreSQL accepts for timestamptz without rounding: "2015-09-22 19:22:51.206872+00",
@@ -17,5 +21,7 @@ std::string to_pg_timestamptz(store::store_time t);
 // Parses what PostgreSQL prints for timestamptz in ISO DateStyle ("2015-09-22 19:22:51.206872+00",
 // "... +05:30", "infinity"). nullopt if malformed.
 std::optional<store::store_time> from_pg_timestamptz(std::string_view text);
+// The same for a timestamptz column; nullopt also when it is NULL.
+std::optional<store::store_time> from_pg_timestamptz(const pqxx::field& f);
 
 }  // namespace esd::db

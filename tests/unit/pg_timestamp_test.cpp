@@ -4,15 +4,6 @@
 
 #include <boost/test/unit_test.hpp>
 
-#include <ctime>
-
-namespace esd::store {
-std::ostream& boost_test_print_type(std::ostream& os, const store_time& t) { return os << format_store_date(t); }
-std::ostream& boost_test_print_type(std::ostream& os, const std::optional<store_time>& t) {
-  return t ? os << format_store_date(*t) : os << "nullopt";
-}
-}  // namespace esd::store
-
 using esd::db::from_pg_timestamptz;
 using esd::db::to_pg_timestamptz;
 using esd::store::parse_store_date;
@@ -20,23 +11,12 @@ using esd::store::store_time;
 
 namespace {
 
-// The expected value computed by the C library rather than by the code under test.
-std::int64_t utc_micros(int y, int mo, int d, int h, int mi, int s, std::int64_t frac_micros = 0) {
-  std::tm tm{};
-  tm.tm_year = y - 1900;
-  tm.tm_mon = mo - 1;
-  tm.tm_mday = d;
-  tm.tm_hour = h;
-  tm.tm_min = mi;
-  tm.tm_sec = s;
-  return static_cast<std::int64_t>(timegm(&tm)) * 1'000'000 + frac_micros;
-}
+constexpr std::int64_t sept_22_2015 = 1'442'949'771'206'872;  // 2015-09-22T19:22:51.206872Z
 
 }  // namespace
 
 BOOST_AUTO_TEST_CASE(literals_keep_every_microsecond) {
-  BOOST_TEST(to_pg_timestamptz(store_time{utc_micros(2015, 9, 22, 19, 22, 51, 206872)}) ==
-             "2015-09-22 19:22:51.206872+00");
+  BOOST_TEST(to_pg_timestamptz(store_time{sept_22_2015}) == "2015-09-22 19:22:51.206872+00");
   BOOST_TEST(to_pg_timestamptz(store_time{0}) == "1970-01-01 00:00:00.000000+00");
   BOOST_TEST(to_pg_timestamptz({-1}) == "1969-12-31 23:59:59.999999+00");
   BOOST_TEST(to_pg_timestamptz(store_time::infinity()) == "infinity");
@@ -44,7 +24,7 @@ BOOST_AUTO_TEST_CASE(literals_keep_every_microsecond) {
 }
 
 BOOST_AUTO_TEST_CASE(postgres_output_forms) {
-  const std::int64_t t = utc_micros(2015, 9, 22, 19, 22, 51, 206872);
+  const std::int64_t t = sept_22_2015;
   BOOST_TEST(from_pg_timestamptz("2015-09-22 19:22:51.206872+00")->micros == t);
   BOOST_TEST(from_pg_timestamptz("2015-09-23 00:52:51.206872+05:30")->micros == t);
   BOOST_TEST(from_pg_timestamptz("2015-09-22 12:22:51.206872-07")->micros == t);
@@ -64,7 +44,7 @@ BOOST_AUTO_TEST_CASE(before_year_one_in_pg_form) {
   // 0001-01-01T00:00+05:00 is 0000-12-31T19:00Z, which PostgreSQL calls 1 BC.
   store_time t = *parse_store_date("0001-01-01T00:00:00+05:00");
   BOOST_TEST(to_pg_timestamptz(t) == "0001-12-31 19:00:00.000000+00 BC");
-  BOOST_TEST(from_pg_timestamptz(to_pg_timestamptz(t)) == t);
+  BOOST_TEST(from_pg_timestamptz(to_pg_timestamptz(t))->micros == t.micros);
   // 1 BC is astronomical year 0, a leap year; 2 BC (year -1) is not.
   BOOST_TEST(from_pg_timestamptz("0001-02-29 00:00:00+00 BC").has_value());
   BOOST_TEST(!from_pg_timestamptz("0002-02-29 00:00:00+00 BC").has_value());
