@@ -3,7 +3,7 @@
 //
 // Invariants checked (each is promised by collections.hpp or json_fields.hpp):
 // - a failed parse says why: a non-empty error;
-// - an error carries no control characters (untrusted text is quoted with printable_excerpt, because
+// - an error carries no control characters (untrusted text is quoted with store::excerpt, because
 //   messages go to the journal);
 // - a parsed page has one item or one refused item per element of "items" (an item that cannot be read
 //   is an error, an item with a value refused by its bound is refused with a reason, never skipped), and

@@ -1,5 +1,5 @@
-// Fuzzes the Store date parsers (src/store/store_date.hpp): parse_store_date, from_pg_timestamptz and
-// parse_timespan_micros, all on the same input text.
+// Fuzzes the date parsers (src/store/store_date.hpp, src/db/pg_timestamp.hpp): parse_store_date,
+// from_pg_timestamptz and parse_timespan_micros, all on the same input text.
 //
 // Invariants checked (each is promised by store_date.hpp or by the comments in store_date.cpp):
 // - a parsed Store date is infinity or lies before 9999-12-31T23:59:59.999999Z ("no end" threshold), and
@@ -13,6 +13,7 @@
 #include <string>
 #include <string_view>
 
+#include "db/pg_timestamp.hpp"
 #include "fuzz_check.hpp"
 #include "store/store_date.hpp"
 
@@ -26,8 +27,8 @@ constexpr std::int64_t no_end_threshold = 253'402'300'799'999'999LL;  // 9999-12
 
 void check_round_trips(store_time t) {
   // The PostgreSQL literal covers every instant, BC years included.
-  std::string pg = esd::store::to_pg_timestamptz(t);
-  auto back_from_pg = esd::store::from_pg_timestamptz(pg);
+  std::string pg = esd::db::to_pg_timestamptz(t);
+  auto back_from_pg = esd::db::from_pg_timestamptz(pg);
   FUZZ_CHECK_MSG(back_from_pg && *back_from_pg == t, pg);
 
   if (t.is_infinity() || t.micros >= year_one) {
@@ -49,7 +50,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     check_round_trips(*t);
   }
 
-  if (auto t = esd::store::from_pg_timestamptz(text)) {
+  if (auto t = esd::db::from_pg_timestamptz(text)) {
     FUZZ_CHECK(t->is_infinity() || t->micros < no_end_threshold);
     check_round_trips(*t);
   }

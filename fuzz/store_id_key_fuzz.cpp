@@ -4,7 +4,7 @@
 // Invariants checked (each is promised by store_id_key.hpp or store_id_key.cpp):
 // - success and failure are exclusive: claims present <=> error empty;
 // - a failure says why (a non-empty error) without control characters (the audience is quoted with
-//   printable_excerpt), and the error never contains the key. Checked for the whole key and for its
+//   store::excerpt), and the error never contains the key. Checked for the whole key and for its
 //   payload part when they are longer than 24 characters and the key has no whitespace: the messages'
 //   own words are shorter and hold no '.', and the quoted audience cannot hold the payload that encodes
 //   it. (A key with spaces, or without dots, can be a phrase of a message; libFuzzer finds those.)

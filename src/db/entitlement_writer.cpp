@@ -1,10 +1,12 @@
 // complete_job: the one transaction that makes a sync visible. Entitlements, the player's watermark and
 // the events' completion commit together, so a crash can never leave the watermark ahead of the data.
 #include <algorithm>
-#include <array>
 #include <unordered_map>
 #include <string>
 
+#include "db/entitlement_columns.hpp"
+#include "db/pg_array.hpp"
+#include "db/pg_timestamp.hpp"
 #include "db/queue.hpp"
 #include "store/error_text.hpp"
 
@@ -13,98 +15,6 @@ namespace esd::db {
 namespace {
 
 constexpr std::size_t rows_per_statement = 1000;
-
-// One PostgreSQL array literal per column: the items go to the server as 29 parameters of one prepared
-// statement (INSERT ... SELECT FROM unnest(...)), parsed and planned once per connection, instead of a
-// VALUES list of literals parsed and planned on every call.
-class column {
- public:
-  void text(std::string_view v) {
-    sep();
-    out_ += '"';
-    // Runs between the characters to escape are appended whole.
-    std::size_t from = 0;
-    for (auto at = v.find_first_of("\"\\"); at != std::string_view::npos; at = v.find_first_of("\"\\", at + 1)) {
-      out_.append(v.substr(from, at - from));
-      out_ += '\\';
-      from = at;  // the character itself starts the next run
-    }
-    out_.append(v.substr(from));
-    out_ += '"';
-  }
-  void text_or_null(const std::string& v) {
-    if (v.empty()) null(); else text(v);
-  }
-  void null() { sep(); out_ += "NULL"; }
-  void time(const std::optional<store::store_time>& t) {
-    if (t) text(store::to_pg_timestamptz(*t)); else null();
-  }
-  void boolean(const std::optional<bool>& b) {
-    if (b) { sep(); out_ += *b ? "t" : "f"; } else null();
-  }
-  void integer(const std::optional<std::int32_t>& v) {
-    if (v) { sep(); out_ += std::to_string(*v); } else null();
-  }
-  void micros(const std::optional<std::int64_t>& us) {
-    if (us) { sep(); out_ += std::to_string(*us); } else null();
-  }
-  void text_array(const std::vector<std::string>& v) { text(to_pg_text_array(v)); }
-  std::string take() {
-    std::string s = out_ + '}';
-    out_ = "{";
-    return s;
-  }
-
- private:
-  void sep() {
-    if (out_.size() > 1) out_ += ',';
-  }
-  std::string out_ = "{";
-};
-
-const std::string& items_sql(bool full) {
-  static const std::string head =
-      "INSERT INTO entitlement_sync.entitlements AS e (user_id, item_id, product_id, sku_id, product_type, "
-      "status, quantity, acquired_date, start_date, end_date, modified_date, transaction_id, order_id, "
-      "order_line_item_id, dev_offer_id, in_app_offer_token, ownership_type, sku_type, acquisition_type, "
-      "purchased_country, purchaser_identity_type, purchaser_identity_value, recurrence_id, "
-      "local_ticket_reference, is_trial, is_in_trial_period, trial_time_remaining, tags, fulfillment_data, "
-      "satisfied_by_product_ids) "
-      "SELECT user_id, item_id, product_id, sku_id, product_type, status, quantity, acquired_date, start_date, "
-      "  end_date, modified_date, transaction_id, order_id, order_line_item_id, dev_offer_id, in_app_offer_token, "
-      "  ownership_type, sku_type, acquisition_type, purchased_country, purchaser_identity_type, "
-      "  purchaser_identity_value, recurrence_id, local_ticket_reference, is_trial, is_in_trial_period, "
-      "  make_interval(secs => trial_us / 1e6), tags::text[], fulfillment_data::text[], "
-      "  satisfied_by_product_ids::text[] "
-      "FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::integer[], $8::timestamptz[], "
-      "  $9::timestamptz[], $10::timestamptz[], $11::timestamptz[], $12::text[], $13::text[], $14::text[], "
-      "  $15::text[], $16::text[], $17::text[], $18::text[], $19::text[], $20::text[], $21::text[], $22::text[], "
-      "  $23::text[], $24::text[], $25::boolean[], $26::boolean[], $27::bigint[], $28::text[], $29::text[], "
-      "  $30::text[]) AS t(user_id, item_id, product_id, sku_id, product_type, status, quantity, acquired_date, "
-      "  start_date, end_date, modified_date, transaction_id, order_id, order_line_item_id, dev_offer_id, "
-      "  in_app_offer_token, ownership_type, sku_type, acquisition_type, purchased_country, "
-      "  purchaser_identity_type, purchaser_identity_value, recurrence_id, local_ticket_reference, is_trial, "
-      "  is_in_trial_period, trial_us, tags, fulfillment_data, satisfied_by_product_ids) ";
-  // An older answer never overwrites a newer row; a full resync rewrites every row it sees.
-  static const std::string tail =
-      " ON CONFLICT (user_id, item_id) DO UPDATE SET product_id = EXCLUDED.product_id, "
-      "sku_id = EXCLUDED.sku_id, product_type = EXCLUDED.product_type, status = EXCLUDED.status, "
-      "quantity = EXCLUDED.quantity, acquired_date = EXCLUDED.acquired_date, start_date = EXCLUDED.start_date, "
-      "end_date = EXCLUDED.end_date, modified_date = EXCLUDED.modified_date, "
-      "transaction_id = EXCLUDED.transaction_id, order_id = EXCLUDED.order_id, "
-      "order_line_item_id = EXCLUDED.order_line_item_id, dev_offer_id = EXCLUDED.dev_offer_id, "
-      "in_app_offer_token = EXCLUDED.in_app_offer_token, ownership_type = EXCLUDED.ownership_type, "
-      "sku_type = EXCLUDED.sku_type, acquisition_type = EXCLUDED.acquisition_type, "
-      "purchased_country = EXCLUDED.purchased_country, purchaser_identity_type = EXCLUDED.purchaser_identity_type, "
-      "purchaser_identity_value = EXCLUDED.purchaser_identity_value, recurrence_id = EXCLUDED.recurrence_id, "
-      "local_ticket_reference = EXCLUDED.local_ticket_reference, is_trial = EXCLUDED.is_trial, "
-      "is_in_trial_period = EXCLUDED.is_in_trial_period, trial_time_remaining = EXCLUDED.trial_time_remaining, "
-      "tags = EXCLUDED.tags, fulfillment_data = EXCLUDED.fulfillment_data, "
-      "satisfied_by_product_ids = EXCLUDED.satisfied_by_product_ids, synced_at = now()";
-  static const std::string incremental = head + tail + " WHERE EXCLUDED.modified_date >= e.modified_date";
-  static const std::string everything = head + tail;
-  return full ? everything : incremental;
-}
 
 constexpr const char* items_incremental = "esd_write_items";
 constexpr const char* items_full = "esd_write_items_full";
@@ -119,8 +29,8 @@ void ensure_prepared(pqxx::connection& c) {
   thread_local pqxx::connection* prepared_on = nullptr;
   thread_local int prepared_pid = 0;
   if (prepared_on == &c && prepared_pid == c.backendpid()) return;
-  c.prepare(items_incremental, items_sql(false));
-  c.prepare(items_full, items_sql(true));
+  c.prepare(items_incremental, entitlement_upsert_sql(false));
+  c.prepare(items_full, entitlement_upsert_sql(true));
   c.prepare(events_ours,
             "SELECT event_id, lease_id FROM entitlement_sync.key_uploads "
             "WHERE event_id = ANY($1::bigint[]) AND state = 'running' AND claimed_by = $2 "
@@ -149,56 +59,22 @@ void ensure_prepared(pqxx::connection& c) {
   prepared_pid = c.backendpid();
 }
 
-// Writes the items of several players in as few statements as possible (one per 1,000 rows), all either
-// incremental (an older answer never overwrites a newer row) or full.
-void write_items(pqxx::work& tx, const std::vector<std::pair<const sync_job*, const sync_outcome*>>& jobs,
+// Writes the items of several players in as few statements as possible (one per rows_per_statement rows),
+// all either incremental or full. The rows go to the server as one array parameter per column of a
+// statement prepared once per connection (INSERT ... SELECT FROM unnest(...)), instead of a VALUES list
+// of literals whose text, and so its parse, differs with every call.
+void write_items(pqxx::work& tx, const std::vector<std::pair<const sync::sync_job*, const sync::sync_outcome*>>& jobs,
                  bool full) {
-  constexpr std::size_t columns = 30;
-  std::array<column, columns> col;
-  std::size_t rows = 0;
+  entitlement_rows rows;
   auto flush = [&] {
-    if (rows == 0) return;
-    std::array<std::string, columns> a;
-    for (std::size_t k = 0; k < columns; ++k) a[k] = col[k].take();
-    tx.exec_prepared(full ? items_full : items_incremental, a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8],
-                     a[9], a[10], a[11], a[12], a[13], a[14], a[15], a[16], a[17], a[18], a[19], a[20], a[21],
-                     a[22], a[23], a[24], a[25], a[26], a[27], a[28], a[29]);
-    rows = 0;
+    if (rows.size() == 0) return;
+    const auto params = rows.take();
+    tx.exec_prepared(full ? items_full : items_incremental, pqxx::prepare::make_dynamic_params(params));
   };
   for (const auto& [job, outcome] : jobs) {
     for (const auto& it : outcome->items) {
-      std::size_t k = 0;
-      col[k++].text(job->user_id);
-      col[k++].text(it.item_id);
-      col[k++].text(it.product_id);
-      col[k++].text(it.sku_id);
-      col[k++].text(it.product_type);
-      col[k++].text(it.status);
-      col[k++].integer(it.quantity);
-      col[k++].time(it.acquired_date);
-      col[k++].time(it.start_date);
-      col[k++].time(it.end_date);
-      col[k++].time(it.modified_date);
-      col[k++].text_or_null(it.transaction_id);
-      col[k++].text_or_null(it.order_id);
-      col[k++].text_or_null(it.order_line_item_id);
-      col[k++].text_or_null(it.dev_offer_id);
-      col[k++].text_or_null(it.in_app_offer_token);
-      col[k++].text_or_null(it.ownership_type);
-      col[k++].text_or_null(it.sku_type);
-      col[k++].text_or_null(it.acquisition_type);
-      col[k++].text_or_null(it.purchased_country);
-      col[k++].text_or_null(it.purchaser_identity_type);
-      col[k++].text_or_null(it.purchaser_identity_value);
-      col[k++].text_or_null(it.recurrence_id);
-      col[k++].text_or_null(it.local_ticket_reference);
-      col[k++].boolean(it.is_trial);
-      col[k++].boolean(it.is_in_trial_period);
-      col[k++].micros(it.trial_time_remaining_micros);
-      col[k++].text_array(it.tags);
-      col[k++].text_array(it.fulfillment_data);
-      col[k++].text_array(it.satisfied_by_product_ids);
-      if (++rows == rows_per_statement) flush();
+      rows.add(job->user_id, it);
+      if (rows.size() == rows_per_statement) flush();
     }
   }
   flush();
@@ -206,10 +82,10 @@ void write_items(pqxx::work& tx, const std::vector<std::pair<const sync_job*, co
 
 // Every subscription of a complete read is upserted (complete_jobs marks those no longer in the answer
 // gone; they come back if they reappear). A failed read leaves the rows as they were and says why.
-void write_subscriptions(pqxx::work& tx, const sync_job& job, const sync_outcome& o, int max_attempts) {
+void write_subscriptions(pqxx::work& tx, const sync::sync_job& job, const sync::sync_outcome& o, int max_attempts) {
   auto t = [](const std::optional<store::store_time>& v) -> std::optional<std::string> {
     if (!v) return std::nullopt;
-    return store::to_pg_timestamptz(*v);
+    return to_pg_timestamptz(*v);
   };
   auto b = [](const std::optional<bool>& v) -> std::optional<std::string> {
     if (!v) return std::nullopt;
@@ -258,8 +134,8 @@ void write_subscriptions(pqxx::work& tx, const sync_job& job, const sync_outcome
 
 }  // namespace
 
-std::vector<bool> complete_jobs(pqxx::connection& c, const std::vector<const sync_job*>& jobs,
-                                const std::vector<const sync_outcome*>& outcomes, const std::string& owner,
+std::vector<bool> complete_jobs(pqxx::connection& c, const std::vector<const sync::sync_job*>& jobs,
+                                const std::vector<const sync::sync_outcome*>& outcomes, const std::string& owner,
                                 int max_attempts) {
   ensure_prepared(c);
   pqxx::work tx(c);
@@ -286,8 +162,8 @@ std::vector<bool> complete_jobs(pqxx::connection& c, const std::vector<const syn
   std::sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return jobs[a]->user_id < jobs[b]->user_id; });
 
   std::vector<std::int64_t> done_ids;
-  std::vector<std::pair<const sync_job*, const sync_outcome*>> incremental, full;
-  column user_col, wm_col, refused_col;
+  std::vector<std::pair<const sync::sync_job*, const sync::sync_outcome*>> incremental, full;
+  pg_array user_col, wm_col, refused_col;
   std::vector<std::string> read_users, read_user_of_row, read_ids;
   for (auto i : order) {
     const auto* job = jobs[i];
@@ -295,7 +171,7 @@ std::vector<bool> complete_jobs(pqxx::connection& c, const std::vector<const syn
     done_ids.insert(done_ids.end(), job->event_ids.begin(), job->event_ids.end());
     (job->full_sync ? full : incremental).emplace_back(job, o);
     user_col.text(job->user_id);
-    if (o->max_modified) wm_col.text(store::to_pg_timestamptz(*o->max_modified)); else wm_col.null();
+    wm_col.time(o->max_modified);
     // Items refused alone are the player's last_error even though the sync is done (see sync_outcome).
     refused_col.text_or_null(o->items_refused > 0 ? store::bounded_error(o->refused_reason) : std::string());
     if (o->subscriptions) {
@@ -320,7 +196,7 @@ std::vector<bool> complete_jobs(pqxx::connection& c, const std::vector<const syn
   return mine;
 }
 
-bool complete_job(pqxx::connection& c, const sync_job& job, const std::string& owner, const sync_outcome& o,
+bool complete_job(pqxx::connection& c, const sync::sync_job& job, const std::string& owner, const sync::sync_outcome& o,
                   int max_attempts) {
   return complete_jobs(c, {&job}, {&o}, owner, max_attempts).front();
 }

@@ -15,53 +15,12 @@
 #include <string>
 #include <vector>
 
-#include "store/collections.hpp"
-#include "store/purchase.hpp"
-#include "store/store_date.hpp"
 #include "db/key_codec.hpp"
+#include "store/store_date.hpp"
 #include "store/store_id_key.hpp"
+#include "sync/sync_job.hpp"
 
 namespace esd::db {
-
-// A free-product grant to carry out within the player's sync (grant_requests).
-struct grant_task {
-  std::int64_t request_id = 0;
-  std::string product_id, sku_id, availability_id, language, market;
-  std::string order_id;  // the idempotency key, the same on every try
-  std::optional<std::string> dev_offer_id;
-  int quantity = 1;
-  int attempts = 0;  // tries before this one
-};
-
-// A consumable fulfilment report to carry out within the player's sync (consume_requests).
-struct consume_task {
-  std::int64_t request_id = 0;
-  std::string item_id;     // the item to report; empty when product_id matched no consumable the player has
-  std::string product_id;  // as asked, when the request named a product
-  std::string tracking_id;  // the idempotency key, the same on every try
-  int attempts = 0;
-};
-
-struct sync_job {
-  std::string user_id;
-  std::vector<std::int64_t> event_ids;  // all events folded into this job, oldest first
-  std::int64_t lease_id = 0;            // fences every later write: a job whose lease was lost writes nothing
-  bool full_sync = false;
-  int attempts = 0;                     // including this one
-  std::vector<std::string> key_problems;  // uploaded keys that could not be taken, in plain words
-  std::optional<std::string> collections_key;  // plain, ready to send
-  // stored_key_fingerprint of the column as claimed (maybe sealed): for compare-and-set.
-  std::optional<std::string> collections_key_fingerprint;
-  std::optional<store::store_time> collections_key_issued_at, collections_key_expires_at;
-  std::optional<std::string> collections_key_dead;  // why and since when the Store refused it
-  std::optional<std::string> purchase_key;
-  std::optional<std::string> purchase_key_fingerprint;
-  std::optional<store::store_time> purchase_key_issued_at, purchase_key_expires_at;
-  std::optional<std::string> purchase_key_dead;
-  std::optional<store::store_time> watermark;
-  std::vector<grant_task> grants;      // due grant requests, oldest first
-  std::vector<consume_task> consumes;  // due consume requests, oldest first
-};
 
 struct claim_options {
   int limit = 64;                       // players
@@ -75,7 +34,7 @@ struct claim_options {
 // One upload never fails the claim: a key store::check_uploaded_key refuses, a user_id check_user_id refuses,
 // or keys the database refuses (the claim is then taken again, each player's keys stored on its own) become
 // that player's key_problems, and only its sync fails.
-std::vector<sync_job> claim_jobs(pqxx::connection& c, const claim_options& o);
+std::vector<sync::sync_job> claim_jobs(pqxx::connection& c, const claim_options& o);
 
 // How one grant or consume request ended this time.
 enum class request_end { done, failed, retry };
@@ -95,33 +54,18 @@ std::string record_grant(pqxx::connection& c, const std::string& user_id, const 
 std::string record_consume(pqxx::connection& c, const std::string& user_id, const request_result& r,
                            int max_attempts);
 
-struct sync_outcome {
-  std::vector<store::collection_item> items;  // de-duplicated by item id
-  std::optional<store::store_time> max_modified;
-  int pages = 0;
-  int throttled_waits = 0;  // 429s waited out inside the sync
-  // Items refused alone (store::refused_item): recorded as the player's last_error, the rest written; the
-  // watermark (max_modified) was held before the earliest of them, so the next sync reads them again.
-  int items_refused = 0;
-  std::string refused_reason;
-  // Subscriptions: a complete read (every page), or why the read failed; neither when not read.
-  std::optional<std::vector<store::recurrence>> subscriptions;
-  std::optional<std::string> subscriptions_error;
-  std::optional<std::chrono::system_clock::time_point> subscriptions_retry_at;  // transient failures
-};
-
 // Writes the items, the new watermark and the events' completion in one transaction. Returns false (and
 // writes nothing) when the events are no longer ours: their lease ran out and another worker took them.
 // Subscriptions are written in the same transaction; a failed subscriptions read is recorded on the player and,
 // when transient, tried again by an event at subscriptions_retry_at while fewer than max_attempts reads in a
 // row have failed.
-bool complete_job(pqxx::connection& c, const sync_job& job, const std::string& owner, const sync_outcome& o,
+bool complete_job(pqxx::connection& c, const sync::sync_job& job, const std::string& owner, const sync::sync_outcome& o,
                   int max_attempts = 8);
 
 // The same for several jobs in one transaction (a group commit): set-based statements for all of them.
 // Returns, per job, whether it was still ours (a job that was not writes nothing; the others do).
-std::vector<bool> complete_jobs(pqxx::connection& c, const std::vector<const sync_job*>& jobs,
-                                const std::vector<const sync_outcome*>& outcomes, const std::string& owner,
+std::vector<bool> complete_jobs(pqxx::connection& c, const std::vector<const sync::sync_job*>& jobs,
+                                const std::vector<const sync::sync_outcome*>& outcomes, const std::string& owner,
                                 int max_attempts = 8);
 
 // Records a failure on the events and on the player. With retry_at, the events wait until then (unless
@@ -131,7 +75,7 @@ std::vector<bool> complete_jobs(pqxx::connection& c, const std::vector<const syn
 // dead_key marks the player's stored key of that kind as refused by the Store: it is never sent again
 // until a new one is uploaded.
 enum class fail_outcome { retry, failed, lost };
-fail_outcome fail_job(pqxx::connection& c, const sync_job& job, const std::string& owner, const std::string& reason,
+fail_outcome fail_job(pqxx::connection& c, const sync::sync_job& job, const std::string& owner, const std::string& reason,
               std::optional<std::chrono::system_clock::time_point> retry_at, int max_attempts,
               std::optional<store::key_kind> dead_key = std::nullopt);
 
@@ -161,7 +105,7 @@ std::vector<key_due> keys_due_for_renewal(pqxx::connection& c, std::chrono::seco
                                           const key_codec* codec);
 
 // Gives the events back to the queue untouched (shutdown): they do not count as an attempt.
-bool hand_back_job(pqxx::connection& c, const sync_job& job, const std::string& owner);
+bool hand_back_job(pqxx::connection& c, const sync::sync_job& job, const std::string& owner);
 
 // Extends the leases of events still running under these lease ids. Returns the lease ids that are no
 // longer ours (taken up again elsewhere after the lease ran out).
@@ -187,11 +131,5 @@ struct queue_stats {
   long long failed = 0;               // events retained in state failed
 };
 queue_stats read_queue_stats(pqxx::connection& c);
-
-// Formats a PostgreSQL array literal of text values ('{"a","b"}'), quoting every element.
-std::string to_pg_text_array(const std::vector<std::string>& values);
-
-// '{1,2,3}'
-std::string to_pg_bigint_array(const std::vector<std::int64_t>& ids);
 
 }  // namespace esd::db

@@ -4,35 +4,9 @@
 
 #include <algorithm>
 #include <utility>
-#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/error.hpp>
-#include <boost/asio/use_awaitable.hpp>
 
 namespace esd::net::detail {
-
-namespace {
-
-// Hands what the caller frees (a connection slot, a handshake turn) to the oldest waiter of `queue` and
-// wakes it; the caller may add an open connection in its `conn`. nullptr when nobody waits.
-slot_waiter* grant_oldest(std::list<slot_waiter*>& queue) {
-  if (queue.empty()) return nullptr;
-  slot_waiter* w = queue.front();
-  queue.pop_front();
-  w->queued = false;
-  w->granted = true;
-  w->timer.cancel();
-  return w;
-}
-
-// Wakes every waiter of `queue` empty-handed (shutdown).
-void refuse_all(std::list<slot_waiter*>& queue) {
-  for (slot_waiter* w : std::exchange(queue, {})) {
-    w->queued = false;
-    w->timer.cancel();
-  }
-}
-
-}  // namespace
 
 void connection::close() noexcept { stream.close(); }
 
@@ -115,49 +89,26 @@ asio::awaitable<std::pair<boost::system::error_code, connection_lease>> connecti
     co_return std::pair{boost::system::error_code{}, connection_lease(self, &pool, new_connection(), false)};
   }
 
-  // At the cap: wait for release() or free_slot() to grant us a slot. The guard undoes our place in the
-  // queue, or gives back a granted slot we did not use, however this frame ends (including destruction of
-  // the frame by a dying io_context).
-  slot_waiter waiter(executor_);
-  waiter.timer.expires_at(deadline);
-  waiter.position = pool.waiters.insert(pool.waiters.end(), &waiter);
-  waiter.queued = true;
-  struct waiter_guard {
-    connection_pool& self;
-    host_pool& pool;
-    slot_waiter& w;
-    ~waiter_guard() {
-      if (w.queued) {
-        pool.waiters.erase(w.position);
-        w.queued = false;
-      }
-      if (w.granted) {
-        w.granted = false;
-        self.release(pool, std::move(w.conn), false);
-      }
-    }
-  } guard{*this, pool, waiter};
-
-  auto [ec] = co_await waiter.timer.async_wait(asio::as_tuple(asio::use_awaitable));
-  if (waiter.granted && !closed_) {
-    waiter.granted = false;
-    if (waiter.conn) {
-      co_return std::pair{boost::system::error_code{},
-                          connection_lease(self, &pool, std::move(waiter.conn), true)};
-    }
-    co_return std::pair{boost::system::error_code{}, connection_lease(self, &pool, new_connection(), false)};
+  // At the cap: wait for release() or free_slot() to grant us a slot. A granted slot we do not take (after
+  // shutdown(), or because this frame is destroyed by a dying io_context) is given back.
+  auto give_back = [this, &pool](std::unique_ptr<connection> conn) { release(pool, std::move(conn), false); };
+  auto waited = co_await pool.waiters.wait(executor_, deadline, give_back);
+  if (waited.granted && !closed_) {
+    const bool reused = waited.gift != nullptr;
+    auto conn = reused ? std::move(waited.gift) : new_connection();
+    co_return std::pair{boost::system::error_code{}, connection_lease(self, &pool, std::move(conn), reused)};
   }
-  // Not granted: the deadline passed (the timer expired normally), or shutdown() / the caller cancelled.
-  auto result = (!ec && !closed_) ? asio::error::timed_out : asio::error::operation_aborted;
-  co_return std::pair{asio::error::make_error_code(result), connection_lease{}};
+  if (waited.granted) give_back(std::move(waited.gift));
+  co_return std::pair{closed_ ? asio::error::make_error_code(asio::error::operation_aborted) : waited.ec,
+                      connection_lease{}};
 }
 
 void connection_pool::release(host_pool& host, std::unique_ptr<connection> conn, bool reusable) {
   untrack(conn.get());
   if (conn && reusable && !closed_) {
     conn->idle_since = clock::now();
-    if (slot_waiter* w = grant_oldest(host.waiters)) {
-      w->conn = std::move(conn);
+    if (auto* gift = host.waiters.grant_oldest()) {
+      *gift = std::move(conn);
       return;
     }
     if (host.idle.size() < options_.max_idle_per_host) {
@@ -170,7 +121,7 @@ void connection_pool::release(host_pool& host, std::unique_ptr<connection> conn,
 }
 
 void connection_pool::free_slot(host_pool& host) {
-  if (!closed_ && grant_oldest(host.waiters)) return;  // the slot moves to the waiter; `open` is unchanged
+  if (!closed_ && host.waiters.grant_oldest()) return;  // the slot moves to the waiter; `open` is unchanged
   --host.open;
 }
 
@@ -210,26 +161,15 @@ asio::awaitable<bool> connection_pool::begin_handshake(clock::time_point deadlin
     stats.peak_handshaking = std::max<std::uint64_t>(stats.peak_handshaking, handshaking_);
     co_return true;
   }
-  slot_waiter waiter(executor_);
-  waiter.timer.expires_at(deadline);
-  waiter.position = handshake_waiters_.insert(handshake_waiters_.end(), &waiter);
-  waiter.queued = true;
-  struct waiter_guard {
-    connection_pool& self;
-    slot_waiter& w;
-    ~waiter_guard() {
-      if (w.queued) self.handshake_waiters_.erase(w.position);
-      if (w.granted) self.end_handshake();  // a turn granted but never taken
-    }
-  } guard{*this, waiter};
-  co_await waiter.timer.async_wait(asio::as_tuple(asio::use_awaitable));
-  if (!waiter.granted || closed_) co_return false;
-  waiter.granted = false;
-  co_return true;
+  // A turn granted but not taken (after shutdown(), or by a destroyed frame) moves on.
+  auto give_back = [this](bool) { end_handshake(); };
+  auto waited = co_await handshake_waiters_.wait(executor_, deadline, give_back);
+  if (waited.granted && closed_) give_back(true);
+  co_return waited.granted && !closed_;
 }
 
 void connection_pool::end_handshake() {
-  if (!closed_ && grant_oldest(handshake_waiters_)) return;  // the turn moves on; handshaking_ is unchanged
+  if (!closed_ && handshake_waiters_.grant_oldest()) return;  // the turn moves on; handshaking_ is unchanged
   --handshaking_;
 }
 
@@ -237,8 +177,8 @@ void connection_pool::shutdown() {
   if (closed_) return;
   close_idle();
   closed_ = true;
-  refuse_all(handshake_waiters_);
-  for (auto& [key, host] : hosts_) refuse_all(host.waiters);
+  handshake_waiters_.refuse_all();
+  for (auto& [key, host] : hosts_) host.waiters.refuse_all();
   for (connection* c : busy_) {
     c->stream.cancel();
   }

@@ -2,9 +2,9 @@
 // on how many may be open per host. A request takes a connection_lease (an idle connection, or a slot for
 // a new one), and either gives the connection back for reuse or lets the lease close it.
 //
-// Requests beyond the cap park on a steady_timer used as a condition variable: whoever frees a slot hands
-// it (or the still-open connection) directly to the oldest waiter and cancels that waiter's timer, so a
-// newcomer can never overtake a request that has been waiting.
+// Requests beyond the cap wait in a fifo_waiters queue: whoever frees a slot hands it (or the still-open
+// connection) directly to the oldest waiter, so a newcomer can never overtake a request that has been
+// waiting. TLS handshakes take turns under their own cap the same way.
 //
 // The pool is shared (shared_ptr) between https_client and the coroutines of requests in flight, so that a
 // request frame outliving the client (destroyed with the io_context, or finishing after shutdown()) never
@@ -17,7 +17,6 @@
 #include <boost/asio/steady_timer.hpp>
 #include <chrono>
 #include <cstdint>
-#include <list>
 #include <map>
 #include <memory>
 #include <set>
@@ -25,6 +24,7 @@
 #include <utility>
 #include <vector>
 
+#include "net/fifo_waiters.hpp"
 #include "net/https_client.hpp"
 #include "net/peer_verification.hpp"
 #include "net/tls_socket.hpp"
@@ -42,19 +42,10 @@ struct connection {
   void close() noexcept;
 };
 
-struct slot_waiter {
-  explicit slot_waiter(const asio::any_io_executor& ex) : timer(ex) {}
-  asio::steady_timer timer;
-  bool queued = false;   // still in host_pool::waiters
-  bool granted = false;  // holds a slot, and possibly an open connection in `conn`
-  std::unique_ptr<connection> conn;
-  std::list<slot_waiter*>::iterator position;
-};
-
 struct host_pool {
   std::vector<std::unique_ptr<connection>> idle;  // back() was returned most recently
   std::size_t open = 0;                           // idle + leased + being connected: what the cap counts
-  std::list<slot_waiter*> waiters;                // oldest first
+  fifo_waiters<std::unique_ptr<connection>> waiters;  // granted a slot, and maybe an open connection
   tls_session_slot tls_session;                   // to resume the next connection's TLS session with
 };
 
@@ -138,7 +129,7 @@ class connection_pool : public std::enable_shared_from_this<connection_pool> {
   std::map<std::pair<std::string, std::uint16_t>, host_pool> hosts_;  // entries live as long as the pool
   std::set<connection*> busy_;                                        // leased connections
   std::size_t handshaking_ = 0;
-  std::list<slot_waiter*> handshake_waiters_;  // oldest first; granted turns count in handshaking_
+  fifo_waiters<bool> handshake_waiters_;  // granted turns count in handshaking_
 };
 
 }  // namespace esd::net::detail

@@ -4,7 +4,8 @@
 // numeric offset, sometimes without seconds ("2022-12-09T02:13Z"), the .NET "no end" value
 // 9999-12-31T23:59:59.9999999+00:00, and (in requests) the WCF form "\/Date(-62135568000000)\/".
 // PostgreSQL rounds the 7th digit and turns "no end" into year 10000, so we parse ourselves:
-// fractions are truncated to microseconds, and "no end" becomes infinity.
+// fractions are truncated to microseconds, and "no end" becomes infinity (db/pg_timestamp.hpp writes
+// and reads PostgreSQL's own form).
 #pragma once
 
 #include <cstdint>
@@ -33,13 +34,8 @@ std::optional<store_time> parse_store_date(std::string_view text);
 // infinity is written as 9999-12-31T23:59:59.9999999+00:00.
 std::string format_store_date(store_time t);
 
-// A literal PostgreSQL accepts for timestamptz without rounding: "2015-09-22 19:22:51.206872+00",
-// or "infinity".
-std::string to_pg_timestamptz(store_time t);
-
-// Parses what PostgreSQL prints for timestamptz in ISO DateStyle ("2015-09-22 19:22:51.206872+00",
-// "... +05:30", "infinity"). nullopt if malformed.
-std::optional<store_time> from_pg_timestamptz(std::string_view text);
+// "2015-09-22 19:22:51 UTC": an instant for people to read in logs and recorded errors, to the second.
+std::string format_utc(store_time t);
 
 // A .NET TimeSpan ("09:43:52.8580690", "1.02:03:04", "-00:00:01") in microseconds; nullopt if malformed.
 std::optional<std::int64_t> parse_timespan_micros(std::string_view text);

@@ -113,6 +113,31 @@ uploaded_key_check check_uploaded_key(std::string_view key, key_kind expected, s
   return {{}, store_time{claims.issued_at * 1'000'000}, store_time{claims.expires_at * 1'000'000}};
 }
 
+uploads_verdict check_player_uploads(std::string_view user_id, const std::vector<key_upload>& uploads,
+                                     std::int64_t now_s, std::string_view expected_client_id) {
+  uploads_verdict v;
+  auto take = [&](std::optional<std::string_view> key, key_kind kind, std::int64_t event_id,
+                  std::optional<kept_key>& kept) {
+    if (!key) return;
+    auto checked = check_uploaded_key(*key, kind, now_s, expected_client_id);
+    if (checked)
+      kept = kept_key{std::string(*key), checked.issued_at, checked.expires_at};
+    else
+      v.problems.push_back("the " + std::string(kind == key_kind::collections ? "collections_key" : "purchase_key") +
+                           " uploaded in event " + std::to_string(event_id) + " " + checked.problem);
+  };
+  for (const auto& u : uploads) {
+    take(u.collections_key, key_kind::collections, u.event_id, v.collections);
+    take(u.purchase_key, key_kind::purchase, u.event_id, v.purchase);
+  }
+  if (auto problem = check_user_id(user_id); !problem.empty()) {
+    v.problems.insert(v.problems.begin(), problem + "; the game backend must upload it with a valid one");
+    v.collections.reset();
+    v.purchase.reset();
+  }
+  return v;
+}
+
 std::string check_user_id(std::string_view user_id) {
   if (user_id.empty()) return "the user_id is empty";
   if (!is_valid_utf8(user_id)) return "the user_id is not valid UTF-8";

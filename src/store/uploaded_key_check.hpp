@@ -1,5 +1,6 @@
 // Whether an uploaded Store ID key and its player's user id may be kept: every claim the claim stores or
 // quotes is put into range before it goes near SQL, so one forged upload can only fail its own event.
+// The queue claim asks check_player_uploads about each player's uploads and stores what it keeps.
 //
 // Pure (no I/O, the time is given) and never throws. A problem is a phrase that names the field and
 // never echoes a claim in full: a few hundred bytes at most, printable ASCII.
@@ -7,8 +8,10 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "store/store_date.hpp"
 #include "store/store_id_key.hpp"
@@ -48,6 +51,29 @@ struct uploaded_key_check {
 // iat and nbf after it.
 uploaded_key_check check_uploaded_key(std::string_view key, key_kind expected, std::int64_t now_s,
                                       std::string_view expected_client_id);
+
+// One queue event's uploaded keys, as claimed (each absent when the event carried none).
+struct key_upload {
+  std::int64_t event_id = 0;
+  std::optional<std::string_view> collections_key, purchase_key;
+};
+
+struct kept_key {
+  std::string key;
+  store_time issued_at, expires_at;
+};
+
+// What a claim keeps of one player's uploads, and what the player's record says of the rest.
+struct uploads_verdict {
+  std::optional<kept_key> collections, purchase;  // the newest key of each kind that may be kept
+  // A refused user id first, then each refused key in event order, in words that say who must act.
+  std::vector<std::string> problems;
+};
+
+// Checks each key of the player's uploads (oldest first: a later key that may be kept replaces an earlier
+// one) with check_uploaded_key, and the user id with check_user_id. A refused user id keeps no key at all.
+uploads_verdict check_player_uploads(std::string_view user_id, const std::vector<key_upload>& uploads,
+                                     std::int64_t now_s, std::string_view expected_client_id);
 
 // The decoded claims in range: times within key_bounds, string claims bounded, valid UTF-8 without NUL.
 // Returns the problem ("its exp claim ..."), empty when there is none.

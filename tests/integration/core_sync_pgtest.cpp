@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "harness/harness.hpp"
+#include "db/pg_timestamp.hpp"
 #include "store/store_date.hpp"
 
 using namespace esd::test;
@@ -117,7 +118,7 @@ BOOST_AUTO_TEST_CASE(incremental_sync_fetches_only_what_changed_and_revocations_
 
   // The watermark is truncated to PostgreSQL's microsecond, so an item at the watermark whose Store date
   // has a non-zero 7th digit is served once more: never skipped, at worst fetched twice.
-  const auto watermark_us = esd::store::from_pg_timestamptz(*watermark)->micros;
+  const auto watermark_us = esd::db::from_pg_timestamptz(*watermark)->micros;
   long long at_watermark = 0;
   auto listed = boost::json::parse(E().emu.control("GET", "/_emulator/players/" + user + "/items"));
   const auto& items = listed.is_object() ? listed.at("items").as_array() : listed.as_array();

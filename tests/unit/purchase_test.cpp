@@ -3,10 +3,12 @@
 #include <boost/json.hpp>
 #include <boost/test/unit_test.hpp>
 
+#include "db/pg_timestamp.hpp"
 #include "fixture_file.hpp"
 #include "store/purchase.hpp"
 
 using namespace esd::store;
+using esd::db::to_pg_timestamptz;
 using esd::test::fixture;
 namespace json = boost::json;
 

@@ -2,7 +2,6 @@
 #define BOOST_TEST_MODULE sync_policy
 #include <boost/test/unit_test.hpp>
 
-#include "db/queue.hpp"
 #include "sync/key_renewal.hpp"
 #include "sync/player_sync.hpp"
 #include "sync/retry_policy.hpp"
@@ -72,20 +71,13 @@ BOOST_AUTO_TEST_CASE(repeated_items_keep_the_newest) {
 }
 
 BOOST_AUTO_TEST_CASE(modified_after_is_the_watermark_minus_the_overlap) {
-  db::sync_job job;
+  sync::sync_job job;
   BOOST_TEST(!sync::modified_after_for(job, 300s));  // first sync: everything
   job.watermark = store::store_time{1'700'000'000'123'456};
   BOOST_TEST(sync::modified_after_for(job, 300s)->micros == 1'700'000'000'123'456 - 300'000'000);
   BOOST_TEST(sync::modified_after_for(job, 0s)->micros == 1'700'000'000'123'456);
   job.full_sync = true;
   BOOST_TEST(!sync::modified_after_for(job, 300s));  // full: ignore the watermark
-}
-
-BOOST_AUTO_TEST_CASE(array_literals_quote_every_element) {
-  BOOST_TEST(db::to_pg_text_array({}) == "{}");
-  BOOST_TEST(db::to_pg_text_array({"a", "b c", "q\"x", "back\\slash", "NULL", ""}) ==
-             R"({"a","b c","q\"x","back\\slash","NULL",""})");
-  BOOST_TEST(db::to_pg_bigint_array({1, 22, 333}) == "{1,22,333}");
 }
 
 BOOST_AUTO_TEST_CASE(renewal_is_due_by_age_or_by_nearness_of_expiry) {

@@ -228,3 +228,86 @@ BOOST_AUTO_TEST_CASE(random_claims_give_a_key_in_range_or_a_reason) {
   BOOST_TEST(kept > 100);
   BOOST_TEST(kept < 19000);
 }
+
+namespace {
+
+// Keys of each kind that expire `days` from now: keys of one kind are told apart by their exp.
+std::string collections_key_expiring(int days) {
+  auto claims = good_claims();
+  claims["exp"] = now + days * day;
+  return key_of(json::serialize(claims));
+}
+
+std::string purchase_key_expiring(int days) {
+  auto claims = good_claims();
+  claims["aud"] = "https://purchase.mp.microsoft.com/v6.0/keys";
+  claims["exp"] = now + days * day;
+  return key_of(json::serialize(claims));
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(uploads_keep_the_newest_key_of_each_kind) {
+  const auto c1 = collections_key_expiring(10), c2 = collections_key_expiring(20), p1 = purchase_key_expiring(30);
+  auto v = check_player_uploads("player-1", {{1, c1, p1}, {2, c2, std::nullopt}, {3, std::nullopt, std::nullopt}},
+                                now, client);
+  BOOST_TEST(v.problems.empty());
+  BOOST_TEST_REQUIRE(v.collections.has_value());
+  BOOST_TEST(v.collections->key == c2);
+  BOOST_TEST(v.collections->expires_at.micros == (now + 20 * day) * 1'000'000);
+  BOOST_TEST(v.collections->issued_at.micros == (now - day) * 1'000'000);
+  BOOST_TEST_REQUIRE(v.purchase.has_value());
+  BOOST_TEST(v.purchase->key == p1);
+}
+
+BOOST_AUTO_TEST_CASE(uploads_without_keys_keep_nothing_and_say_nothing) {
+  auto v = check_player_uploads("player-1", {{1, std::nullopt, std::nullopt}}, now, client);
+  BOOST_TEST(!v.collections);
+  BOOST_TEST(!v.purchase);
+  BOOST_TEST(v.problems.empty());
+  BOOST_TEST(check_player_uploads("player-1", {}, now, client).problems.empty());
+}
+
+BOOST_AUTO_TEST_CASE(a_refused_upload_names_its_event_and_keeps_the_last_good_key) {
+  const auto good = collections_key_expiring(10);
+  auto v = check_player_uploads("player-1", {{7, good, std::nullopt}, {8, "not-a-key", std::nullopt}}, now, client);
+  BOOST_TEST_REQUIRE(v.collections.has_value());
+  BOOST_TEST(v.collections->key == good);  // the refused later upload does not displace it
+  BOOST_TEST_REQUIRE(v.problems.size() == 1u);
+  BOOST_TEST(v.problems[0].starts_with("the collections_key uploaded in event 8 is not a valid Microsoft Store ID key"),
+             v.problems[0]);
+}
+
+BOOST_AUTO_TEST_CASE(each_refusal_tells_who_must_act) {
+  const auto expired = collections_key_expiring(-1);
+  const auto wrong_kind = purchase_key_expiring(10);
+  auto foreign = good_claims();
+  foreign[prefix + "clientId"] = "22222222-2222-2222-2222-222222222222";
+  auto v = check_player_uploads(
+      "player-1", {{1, expired, std::nullopt}, {2, wrong_kind, std::nullopt}, {3, key_of(json::serialize(foreign)), std::nullopt},
+                   {4, std::nullopt, collections_key_expiring(10)}},
+      now, client);
+  BOOST_TEST(!v.collections);
+  BOOST_TEST(!v.purchase);
+  BOOST_TEST_REQUIRE(v.problems.size() == 4u);
+  BOOST_TEST(v.problems[0].starts_with("the collections_key uploaded in event 1 had already expired at "), v.problems[0]);
+  BOOST_TEST(mentions(v.problems[0], "the game client must request a new key from the Store and upload it"));
+  BOOST_TEST(v.problems[1].starts_with("the collections_key uploaded in event 2 is a purchase key"), v.problems[1]);
+  BOOST_TEST(mentions(v.problems[1], "the game client must send its UserCollectionsId as collections_key"));
+  BOOST_TEST(v.problems[2].starts_with("the collections_key uploaded in event 3 was created for another Entra "
+                                       "application (InconsistentClientId"),
+             v.problems[2]);
+  BOOST_TEST(v.problems[3].starts_with("the purchase_key uploaded in event 4 is a collections key"), v.problems[3]);
+  for (const auto& p : v.problems) BOOST_TEST(printable_ascii(p), p);
+}
+
+BOOST_AUTO_TEST_CASE(a_refused_user_id_comes_first_and_keeps_no_key) {
+  auto v = check_player_uploads(std::string("bad\nid"),
+                                {{1, collections_key_expiring(10), purchase_key_expiring(10)}, {2, "junk", std::nullopt}},
+                                now, client);
+  BOOST_TEST(!v.collections);
+  BOOST_TEST(!v.purchase);
+  BOOST_TEST_REQUIRE(v.problems.size() == 2u);
+  BOOST_TEST(v.problems[0] == "the user_id contains control characters; the game backend must upload it with a valid one");
+  BOOST_TEST(v.problems[1].starts_with("the collections_key uploaded in event 2 "), v.problems[1]);
+}
