@@ -63,7 +63,7 @@ void ensure_prepared(pqxx::connection& c) {
 // all either incremental or full. The rows go to the server as one array parameter per column of a
 // statement prepared once per connection (INSERT ... SELECT FROM unnest(...)), instead of a VALUES list
 // of literals whose text, and so its parse, differs with every call.
-void write_items(pqxx::work& tx, const std::vector<std::pair<const sync::sync_job*, const sync::sync_outcome*>>& jobs,
+void write_items(pqxx::work& tx, const std::vector<std::pair<const sync_job*, const sync_outcome*>>& jobs,
                  bool full) {
   entitlement_rows rows;
   auto flush = [&] {
@@ -82,7 +82,7 @@ void write_items(pqxx::work& tx, const std::vector<std::pair<const sync::sync_jo
 
 // Every subscription of a complete read is upserted (complete_jobs marks those no longer in the answer
 // gone; they come back if they reappear). A failed read leaves the rows as they were and says why.
-void write_subscriptions(pqxx::work& tx, const sync::sync_job& job, const sync::sync_outcome& o, int max_attempts) {
+void write_subscriptions(pqxx::work& tx, const sync_job& job, const sync_outcome& o, int max_attempts) {
   auto t = [](const std::optional<store::store_time>& v) -> std::optional<std::string> {
     if (!v) return std::nullopt;
     return to_pg_timestamptz(*v);
@@ -134,8 +134,8 @@ void write_subscriptions(pqxx::work& tx, const sync::sync_job& job, const sync::
 
 }  // namespace
 
-std::vector<bool> complete_jobs(pqxx::connection& c, const std::vector<const sync::sync_job*>& jobs,
-                                const std::vector<const sync::sync_outcome*>& outcomes, const std::string& owner,
+std::vector<bool> complete_jobs(pqxx::connection& c, const std::vector<const sync_job*>& jobs,
+                                const std::vector<const sync_outcome*>& outcomes, const std::string& owner,
                                 int max_attempts) {
   ensure_prepared(c);
   pqxx::work tx(c);
@@ -162,7 +162,7 @@ std::vector<bool> complete_jobs(pqxx::connection& c, const std::vector<const syn
   std::sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return jobs[a]->user_id < jobs[b]->user_id; });
 
   std::vector<std::int64_t> done_ids;
-  std::vector<std::pair<const sync::sync_job*, const sync::sync_outcome*>> incremental, full;
+  std::vector<std::pair<const sync_job*, const sync_outcome*>> incremental, full;
   pg_array user_col, wm_col, refused_col;
   std::vector<std::string> read_users, read_user_of_row, read_ids;
   for (auto i : order) {
@@ -196,7 +196,7 @@ std::vector<bool> complete_jobs(pqxx::connection& c, const std::vector<const syn
   return mine;
 }
 
-bool complete_job(pqxx::connection& c, const sync::sync_job& job, const std::string& owner, const sync::sync_outcome& o,
+bool complete_job(pqxx::connection& c, const sync_job& job, const std::string& owner, const sync_outcome& o,
                   int max_attempts) {
   return complete_jobs(c, {&job}, {&o}, owner, max_attempts).front();
 }

@@ -128,7 +128,7 @@ queue_stats read_queue_stats(pqxx::connection& c) {
   return q;
 }
 
-bool hand_back_job(pqxx::connection& c, const sync::sync_job& job, const std::string& owner) {
+bool hand_back_job(pqxx::connection& c, const sync_job& job, const std::string& owner) {
   pqxx::work tx(c);
   auto r = tx.exec_params(
       "UPDATE entitlement_sync.key_uploads SET state = 'pending', claimed_by = NULL, lease_until = NULL, "
@@ -139,7 +139,7 @@ bool hand_back_job(pqxx::connection& c, const sync::sync_job& job, const std::st
   return r.affected_rows() > 0;
 }
 
-fail_outcome fail_job(pqxx::connection& c, const sync::sync_job& job, const std::string& owner, const std::string& reason,
+fail_outcome fail_job(pqxx::connection& c, const sync_job& job, const std::string& owner, const std::string& reason,
               std::optional<std::chrono::system_clock::time_point> retry_at, int max_attempts,
               std::optional<store::key_kind> dead_key) {
   const bool final = !retry_at || job.attempts >= max_attempts;

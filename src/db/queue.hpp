@@ -18,7 +18,7 @@
 #include "db/key_codec.hpp"
 #include "store/store_date.hpp"
 #include "store/store_id_key.hpp"
-#include "sync/sync_job.hpp"
+#include "db/sync_job.hpp"
 
 namespace esd::db {
 
@@ -34,7 +34,7 @@ struct claim_options {
 // One upload never fails the claim: a key store::check_uploaded_key refuses, a user_id check_user_id refuses,
 // or keys the database refuses (the claim is then taken again, each player's keys stored on its own) become
 // that player's key_problems, and only its sync fails.
-std::vector<sync::sync_job> claim_jobs(pqxx::connection& c, const claim_options& o);
+std::vector<sync_job> claim_jobs(pqxx::connection& c, const claim_options& o);
 
 // How one grant or consume request ended this time.
 enum class request_end { done, failed, retry };
@@ -59,13 +59,13 @@ std::string record_consume(pqxx::connection& c, const std::string& user_id, cons
 // Subscriptions are written in the same transaction; a failed subscriptions read is recorded on the player and,
 // when transient, tried again by an event at subscriptions_retry_at while fewer than max_attempts reads in a
 // row have failed.
-bool complete_job(pqxx::connection& c, const sync::sync_job& job, const std::string& owner, const sync::sync_outcome& o,
+bool complete_job(pqxx::connection& c, const sync_job& job, const std::string& owner, const sync_outcome& o,
                   int max_attempts = 8);
 
 // The same for several jobs in one transaction (a group commit): set-based statements for all of them.
 // Returns, per job, whether it was still ours (a job that was not writes nothing; the others do).
-std::vector<bool> complete_jobs(pqxx::connection& c, const std::vector<const sync::sync_job*>& jobs,
-                                const std::vector<const sync::sync_outcome*>& outcomes, const std::string& owner,
+std::vector<bool> complete_jobs(pqxx::connection& c, const std::vector<const sync_job*>& jobs,
+                                const std::vector<const sync_outcome*>& outcomes, const std::string& owner,
                                 int max_attempts = 8);
 
 // Records a failure on the events and on the player. With retry_at, the events wait until then (unless
@@ -75,7 +75,7 @@ std::vector<bool> complete_jobs(pqxx::connection& c, const std::vector<const syn
 // dead_key marks the player's stored key of that kind as refused by the Store: it is never sent again
 // until a new one is uploaded.
 enum class fail_outcome { retry, failed, lost };
-fail_outcome fail_job(pqxx::connection& c, const sync::sync_job& job, const std::string& owner, const std::string& reason,
+fail_outcome fail_job(pqxx::connection& c, const sync_job& job, const std::string& owner, const std::string& reason,
               std::optional<std::chrono::system_clock::time_point> retry_at, int max_attempts,
               std::optional<store::key_kind> dead_key = std::nullopt);
 
@@ -105,7 +105,7 @@ std::vector<key_due> keys_due_for_renewal(pqxx::connection& c, std::chrono::seco
                                           const key_codec* codec);
 
 // Gives the events back to the queue untouched (shutdown): they do not count as an attempt.
-bool hand_back_job(pqxx::connection& c, const sync::sync_job& job, const std::string& owner);
+bool hand_back_job(pqxx::connection& c, const sync_job& job, const std::string& owner);
 
 // Extends the leases of events still running under these lease ids. Returns the lease ids that are no
 // longer ours (taken up again elsewhere after the lease ran out).

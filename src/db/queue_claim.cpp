@@ -26,7 +26,7 @@ bool refused_by_data(const pqxx::sql_error& e) {
 
 // The claim; with keys_one_by_one, each player's keys are stored in a savepoint of their own, and a player
 // whose keys the database refuses keeps its old ones and gets the reason as a key problem.
-std::vector<sync::sync_job> claim(pqxx::connection& c, const claim_options& o, bool keys_one_by_one) {
+std::vector<sync_job> claim(pqxx::connection& c, const claim_options& o, bool keys_one_by_one) {
   pqxx::work tx(c);
   tx.exec("SELECT pg_advisory_xact_lock(" + std::to_string(claim_lock_key) + ")");
 
@@ -76,7 +76,7 @@ std::vector<sync::sync_job> claim(pqxx::connection& c, const claim_options& o, b
       users_literal);
 
   const std::int64_t now_s = tx.exec1("SELECT extract(epoch FROM now())::bigint")[0].as<std::int64_t>();
-  std::map<std::string, sync::sync_job> jobs;
+  std::map<std::string, sync_job> jobs;
   std::map<std::string, std::vector<store::key_upload>> uploads;
   std::vector<std::int64_t> all_ids;
   auto key_in = [](const pqxx::field& f) -> std::optional<std::string_view> {
@@ -200,7 +200,7 @@ std::vector<sync::sync_job> claim(pqxx::connection& c, const claim_options& o, b
     auto& job = it->second;
     job.watermark = from_pg_timestamptz(row["watermark"]);
     // Each key held once: plain, and a fingerprint of the stored form for compare-and-set.
-    auto open = [&](store::key_kind kind, const std::string& name, sync::stored_key& k) {
+    auto open = [&](store::key_kind kind, const std::string& name, stored_key& k) {
       const auto& f = row[name];
       if (!f.is_null()) {
         const std::string_view stored(f.c_str(), f.size());
@@ -232,7 +232,7 @@ std::vector<sync::sync_job> claim(pqxx::connection& c, const claim_options& o, b
   for (const auto& row : grants) {
     auto it = jobs.find(row["user_id"].as<std::string>());
     if (it == jobs.end()) continue;
-    sync::grant_task g;
+    grant_task g;
     g.request_id = row["request_id"].as<std::int64_t>();
     g.product_id = row["product_id"].as<std::string>();
     g.sku_id = row["sku_id"].as<std::string>();
@@ -264,7 +264,7 @@ std::vector<sync::sync_job> claim(pqxx::connection& c, const claim_options& o, b
   for (const auto& row : consumes) {
     auto it = jobs.find(row["user_id"].as<std::string>());
     if (it == jobs.end()) continue;
-    sync::consume_task t;
+    consume_task t;
     t.request_id = row["request_id"].as<std::int64_t>();
     if (!row["consumed_item_id"].is_null()) t.item_id = row["consumed_item_id"].as<std::string>();
     if (!row["product_id"].is_null()) t.product_id = row["product_id"].as<std::string>();
@@ -279,7 +279,7 @@ std::vector<sync::sync_job> claim(pqxx::connection& c, const claim_options& o, b
   }
   tx.commit();
 
-  std::vector<sync::sync_job> out;
+  std::vector<sync_job> out;
   out.reserve(jobs.size());
   for (auto& [user, job] : jobs) out.push_back(std::move(job));
   return out;
@@ -287,7 +287,7 @@ std::vector<sync::sync_job> claim(pqxx::connection& c, const claim_options& o, b
 
 }  // namespace
 
-std::vector<sync::sync_job> claim_jobs(pqxx::connection& c, const claim_options& o) {
+std::vector<sync_job> claim_jobs(pqxx::connection& c, const claim_options& o) {
   try {
     return claim(c, o, false);
   } catch (const pqxx::sql_error& e) {

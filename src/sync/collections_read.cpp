@@ -45,13 +45,13 @@ void keep_newest_per_item(std::vector<store::collection_item>& items) {
   items.resize(kept);
 }
 
-std::optional<store::store_time> modified_after_for(const sync_job& job, std::chrono::seconds overlap) {
+std::optional<store::store_time> modified_after_for(const db::sync_job& job, std::chrono::seconds overlap) {
   if (job.full_sync || !job.watermark || job.watermark->is_infinity()) return std::nullopt;
   return store::store_time{job.watermark->micros -
                            std::chrono::duration_cast<std::chrono::microseconds>(overlap).count()};
 }
 
-asio::awaitable<std::variant<sync_outcome, sync_failure>> read_collection(const sync_job& job,
+asio::awaitable<std::variant<db::sync_outcome, sync_failure>> read_collection(const db::sync_job& job,
                                                                              std::string_view collections_key,
                                                                              store_gateway& gateway,
                                                                              entra_token_cache& tokens) {
@@ -62,7 +62,7 @@ asio::awaitable<std::variant<sync_outcome, sync_failure>> read_collection(const 
   query.product_types = cfg.store.product_types;
   query.max_page_size = cfg.store.max_page_size;
 
-  sync_outcome outcome;
+  db::sync_outcome outcome;
   std::optional<store::store_time> hold;  // the earliest modifiedDate of an item refused alone
   const page_body body = [&query](const std::optional<std::string>& continuation) {
     query.continuation_token = continuation;

@@ -103,7 +103,7 @@ asio::awaitable<int> dispatcher::dispatch() {
   co_return fatal_ ? 1 : 0;
 }
 
-void dispatcher::start(sync_job job) {
+void dispatcher::start(db::sync_job job) {
   ++in_flight_;
   asio::co_spawn(io_, run_job(std::move(job)), [this](std::exception_ptr e) {
     --in_flight_;
@@ -112,11 +112,11 @@ void dispatcher::start(sync_job job) {
   });
 }
 
-asio::awaitable<void> dispatcher::run_job(sync_job job) {
+asio::awaitable<void> dispatcher::run_job(db::sync_job job) {
   in_flight_jobs_->insert(&job);
   struct unregister {
-    std::shared_ptr<std::set<const sync_job*>> jobs;
-    const sync_job* job;
+    std::shared_ptr<std::set<const db::sync_job*>> jobs;
+    const db::sync_job* job;
     ~unregister() { jobs->erase(job); }
   } guard{in_flight_jobs_, &job};
   const auto started = std::chrono::steady_clock::now();
@@ -156,7 +156,7 @@ asio::awaitable<void> dispatcher::finish_in_flight() {
   if (in_flight_ == 0) co_return;
   // Hand the unfinished events back now rather than when the lease runs out; a sync that still
   // finishes later finds the events no longer ours and writes nothing.
-  std::vector<sync_job> unfinished;
+  std::vector<db::sync_job> unfinished;
   for (const auto* job : *in_flight_jobs_) unfinished.push_back(*job);
   std::size_t handed_back = 0;
   for (const auto& job : unfinished) {

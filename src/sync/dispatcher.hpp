@@ -48,8 +48,8 @@ class dispatcher {
   bool abandoned() const { return abandoned_; }
 
  private:
-  void start(sync_job job);
-  boost::asio::awaitable<void> run_job(sync_job job);
+  void start(db::sync_job job);
+  boost::asio::awaitable<void> run_job(db::sync_job job);
   boost::asio::awaitable<void> extend_leases();
   boost::asio::awaitable<void> finish_in_flight();
 
@@ -76,7 +76,7 @@ class dispatcher {
   bool fatal_ = false;
   bool abandoned_ = false;
   // Shared, because a frame abandoned at shutdown is destroyed with the io_context, after the dispatcher.
-  std::shared_ptr<std::set<const sync_job*>> in_flight_jobs_ = std::make_shared<std::set<const sync_job*>>();
+  std::shared_ptr<std::set<const db::sync_job*>> in_flight_jobs_ = std::make_shared<std::set<const db::sync_job*>>();
 };
 
 }  // namespace esd::sync

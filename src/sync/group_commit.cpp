@@ -14,14 +14,14 @@ namespace esd::sync {
 namespace asio = boost::asio;
 
 struct group_commit::pending {
-  const sync_job* job;
-  const sync_outcome* outcome;
+  const db::sync_job* job;
+  const db::sync_outcome* outcome;
   asio::steady_timer* done;
   bool mine = false;
   std::exception_ptr error;
 };
 
-asio::awaitable<bool> group_commit::complete(const sync_job& job, const sync_outcome& outcome) {
+asio::awaitable<bool> group_commit::complete(const db::sync_job& job, const db::sync_outcome& outcome) {
   asio::steady_timer done(io_, std::chrono::steady_clock::time_point::max());
   pending p{&job, &outcome, &done, false, nullptr};
   waiting_.push_back(&p);
@@ -41,8 +41,8 @@ asio::awaitable<void> group_commit::write_pending() {
       batch.push_back(waiting_.front());
       waiting_.pop_front();
     }
-    std::vector<const sync_job*> jobs;
-    std::vector<const sync_outcome*> outcomes;
+    std::vector<const db::sync_job*> jobs;
+    std::vector<const db::sync_outcome*> outcomes;
     for (auto* p : batch) {
       jobs.push_back(p->job);
       outcomes.push_back(p->outcome);

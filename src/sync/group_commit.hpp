@@ -23,7 +23,7 @@ class group_commit {
 
   // Writes a successful sync's outcome and finishes its events; false when they are no longer ours (the
   // lease ran out and another daemon took them). Throws what the database refused.
-  boost::asio::awaitable<bool> complete(const sync_job& job, const sync_outcome& outcome);
+  boost::asio::awaitable<bool> complete(const db::sync_job& job, const db::sync_outcome& outcome);
 
  private:
   struct pending;

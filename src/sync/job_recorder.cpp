@@ -26,7 +26,7 @@ std::chrono::milliseconds job_recorder::backoff(int attempt, std::optional<std::
 }
 
 // Renewed keys first, whatever the outcome: after a renewal the old key may no longer work.
-asio::awaitable<void> job_recorder::store_keys(const sync_job& job, const player_sync_result& report) {
+asio::awaitable<void> job_recorder::store_keys(const db::sync_job& job, const player_sync_result& report) {
   for (const auto& r : report.renewed) {
     const auto& old_fingerprint =
         r.kind == store::key_kind::collections ? job.collections.fingerprint : job.purchase.fingerprint;
@@ -49,7 +49,7 @@ asio::awaitable<void> job_recorder::store_keys(const sync_job& job, const player
   }
 }
 
-asio::awaitable<void> job_recorder::finish_job(const sync_job& job, player_sync_result& report,
+asio::awaitable<void> job_recorder::finish_job(const db::sync_job& job, player_sync_result& report,
                                                std::chrono::steady_clock::time_point started) {
   auto& result = report.result;
   const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started);
@@ -67,7 +67,7 @@ asio::awaitable<void> job_recorder::finish_job(const sync_job& job, player_sync_
   std::optional<std::string> refused;  // what the database said when it refused the write
   try {
     co_await store_keys(job, report);
-    if (auto* ok = std::get_if<sync_outcome>(&result)) {
+    if (auto* ok = std::get_if<db::sync_outcome>(&result)) {
       if (report.subscriptions_failure) {
         const auto& f = *report.subscriptions_failure;
         ok->subscriptions_error = f.reason;
@@ -118,7 +118,7 @@ asio::awaitable<void> job_recorder::finish_job(const sync_job& job, player_sync_
 // The database refused what a sync wrote, for a reason other than a lost connection (a value it cannot
 // take, a constraint): a second, minimal write records a failure, so the events retry or end failed with
 // the reason instead of waiting out their lease, and user_status says why.
-asio::awaitable<void> job_recorder::record_refused_outcome(const sync_job& job, const std::string& common,
+asio::awaitable<void> job_recorder::record_refused_outcome(const db::sync_job& job, const std::string& common,
                                                            const std::string& error) {
   const std::string reason =
       "the database refused to store this sync's outcome: " + store::excerpt(error, 300);
@@ -136,7 +136,7 @@ asio::awaitable<void> job_recorder::record_refused_outcome(const sync_job& job, 
   }
 }
 
-asio::awaitable<void> job_recorder::record_request(const sync_job& job, const request_report& r) {
+asio::awaitable<void> job_recorder::record_request(const db::sync_job& job, const request_report& r) {
   db::request_result result;
   result.request_id = r.request_id;
   result.order_state = r.order_state;

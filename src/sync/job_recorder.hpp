@@ -29,16 +29,16 @@ class job_recorder {
 
   // A coroutine of its own, so that what it needs is not carried in the frame of every sync while it
   // waits for the Store.
-  boost::asio::awaitable<void> finish_job(const sync_job& job, player_sync_result& report,
+  boost::asio::awaitable<void> finish_job(const db::sync_job& job, player_sync_result& report,
                                           std::chrono::steady_clock::time_point started);
 
   // Records how a grant or consume request went, on its row; a retry waits for its own event.
-  boost::asio::awaitable<void> record_request(const sync_job& job, const request_report& r);
+  boost::asio::awaitable<void> record_request(const db::sync_job& job, const request_report& r);
 
  private:
-  boost::asio::awaitable<void> record_refused_outcome(const sync_job& job, const std::string& common,
+  boost::asio::awaitable<void> record_refused_outcome(const db::sync_job& job, const std::string& common,
                                                       const std::string& error);
-  boost::asio::awaitable<void> store_keys(const sync_job& job, const player_sync_result& report);
+  boost::asio::awaitable<void> store_keys(const db::sync_job& job, const player_sync_result& report);
   std::chrono::milliseconds backoff(int attempt, std::optional<std::chrono::seconds> retry_after);
 
   const config::config& cfg_;

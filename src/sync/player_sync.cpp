@@ -33,7 +33,7 @@ std::string utc(store::store_time t) { return store::format_utc(t); }
 
 // Renews a key that is getting old. A renewal that fails leaves the current key in use while it lasts.
 // `key` views the job's key, or the renewed key in report.renewed once renewed.
-asio::awaitable<void> renew_if_due(const sync_job& job, store::key_kind kind, std::string_view& key,
+asio::awaitable<void> renew_if_due(const db::sync_job& job, store::key_kind kind, std::string_view& key,
                                    const std::optional<store::store_time>& issued,
                                    const std::optional<store::store_time>& expires, store_gateway& gateway,
                                    entra_token_cache& tokens, player_sync_result& report) {
@@ -70,7 +70,7 @@ asio::awaitable<void> renew_if_due(const sync_job& job, store::key_kind kind, st
 namespace {
 
 // The stored key of one kind cannot be sent: why, in words, and as a failure; nullopt when it can.
-std::optional<sync_failure> unusable_key(const sync_job& job, store::key_kind kind) {
+std::optional<sync_failure> unusable_key(const db::sync_job& job, store::key_kind kind) {
   const bool collections = kind == store::key_kind::collections;
   const auto& key = job.key_of(kind).key;
   const auto& dead = job.key_of(kind).dead;
@@ -103,7 +103,7 @@ std::optional<sync_failure> refused_in_this_sync(const player_sync_result& repor
 // The stored key of one kind, ready to send: checked, then renewed when due. Returns why it cannot be
 // used, if it cannot (also when the Store refused it while renewing). `key` views the job's key or the
 // renewed one in `report` (each held once, however many requests use it).
-asio::awaitable<std::optional<sync_failure>> ready_key(const sync_job& job, store::key_kind kind,
+asio::awaitable<std::optional<sync_failure>> ready_key(const db::sync_job& job, store::key_kind kind,
                                                        std::string_view& key, store_gateway& gateway,
                                                        entra_token_cache& tokens, player_sync_result& report) {
   if (auto problem = unusable_key(job, kind)) co_return problem;
@@ -124,7 +124,7 @@ sync_failure not_attempted(const std::string& what, const sync_failure& key_prob
 // The job's due grant requests, each recorded as soon as the Store has answered it. A purchase key the
 // Store refuses becomes purchase_problem for the rest of the sync. Its own coroutine: a sync without
 // grants (most) carries none of this in its frame while it waits for the Store.
-asio::awaitable<void> carry_out_grants(const sync_job& job, std::string_view purchase_key,
+asio::awaitable<void> carry_out_grants(const db::sync_job& job, std::string_view purchase_key,
                                        std::optional<sync_failure>& purchase_problem, store_gateway& gateway,
                                        entra_token_cache& tokens, const request_recorder& record,
                                        player_sync_result& report) {
@@ -152,7 +152,7 @@ asio::awaitable<void> carry_out_grants(const sync_job& job, std::string_view pur
 
 // The job's due consume reports, likewise; a collections key the Store refuses becomes stored_problem
 // (and collections_problem, if there was none).
-asio::awaitable<void> report_consumes(const sync_job& job, std::string_view collections_key,
+asio::awaitable<void> report_consumes(const db::sync_job& job, std::string_view collections_key,
                                       std::optional<sync_failure>& stored_problem,
                                       std::optional<sync_failure>& collections_problem, store_gateway& gateway,
                                       entra_token_cache& tokens, const request_recorder& record,
@@ -190,7 +190,7 @@ struct subscriptions_leg {
 
 }  // namespace
 
-asio::awaitable<player_sync_result> sync_player(const sync_job& job, store_gateway& gateway,
+asio::awaitable<player_sync_result> sync_player(const db::sync_job& job, store_gateway& gateway,
                                                 entra_token_cache& tokens, const request_recorder& record) {
   player_sync_result report;
   report.renewed.reserve(2);  // at most one renewal per kind: the keys' views into it stay valid
@@ -264,7 +264,7 @@ asio::awaitable<player_sync_result> sync_player(const sync_job& job, store_gatew
     report.dead.push_back(dead_key{store::key_kind::purchase, failure->reason});
     failure->dead_key.reset();
   }
-  if (auto* outcome = std::get_if<sync_outcome>(&report.result)) {
+  if (auto* outcome = std::get_if<db::sync_outcome>(&report.result)) {
     if (auto* list = std::get_if<std::vector<store::recurrence>>(&subs)) {
       outcome->subscriptions = std::move(*list);
     } else {

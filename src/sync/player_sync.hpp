@@ -9,7 +9,7 @@
 #include <variant>
 
 #include "sync/collections_read.hpp"
-#include "sync/sync_job.hpp"
+#include "db/sync_job.hpp"
 #include "sync/entra_token_cache.hpp"
 #include "sync/retry_policy.hpp"
 #include "sync/store_gateway.hpp"
@@ -28,7 +28,7 @@ struct dead_key {
 };
 
 struct player_sync_result {
-  std::variant<sync_outcome, sync_failure> result;
+  std::variant<db::sync_outcome, sync_failure> result;
   std::optional<sync_failure> subscriptions_failure;  // the collections sync worked, the subscriptions read did not
   std::vector<renewed_key> renewed;  // to store whatever the outcome: the old keys may be gone
   std::vector<dead_key> dead;        // keys the Store refused along the way (besides a failure's own)
@@ -49,7 +49,7 @@ using request_recorder = std::function<boost::asio::awaitable<void>(const reques
 // Carries out the player's due grants (purchase key) and consume reports (collections key), each recorded
 // through `record` as soon as the Store has answered, then queries the collections and, with a usable
 // purchase key and [store] subscriptions on, reads the subscriptions.
-boost::asio::awaitable<player_sync_result> sync_player(const sync_job& job, store_gateway& gateway,
+boost::asio::awaitable<player_sync_result> sync_player(const db::sync_job& job, store_gateway& gateway,
                                                        entra_token_cache& tokens, const request_recorder& record);
 
 }  // namespace esd::sync

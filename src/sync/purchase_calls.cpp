@@ -14,7 +14,7 @@ namespace esd::sync {
 namespace asio = boost::asio;
 
 asio::awaitable<std::variant<store::grant_answer, sync_failure>> grant_product(
-    const std::string& user_id, const grant_task& task, std::string_view purchase_key, store_gateway& gateway,
+    const std::string& user_id, const db::grant_task& task, std::string_view purchase_key, store_gateway& gateway,
     entra_token_cache& tokens) {
   store::grant_request_v6 g;
   g.purchase_key = std::string(purchase_key);
@@ -37,7 +37,7 @@ asio::awaitable<std::variant<store::grant_answer, sync_failure>> grant_product(
   co_return std::move(*parsed.answer);
 }
 
-asio::awaitable<std::optional<sync_failure>> consume_item(const std::string& user_id, const consume_task& task,
+asio::awaitable<std::optional<sync_failure>> consume_item(const std::string& user_id, const db::consume_task& task,
                                                           std::string_view collections_key, store_gateway& gateway,
                                                           entra_token_cache& tokens) {
   const std::string what = "consume of item " + task.item_id;

@@ -10,7 +10,7 @@
 #include <variant>
 #include <vector>
 
-#include "sync/sync_job.hpp"
+#include "db/sync_job.hpp"
 #include "store/purchase.hpp"
 #include "sync/entra_token_cache.hpp"
 #include "sync/retry_policy.hpp"
@@ -21,12 +21,12 @@ namespace esd::sync {
 // POST {purchase_url}/v6.0/purchases/grant with the task's orderId. A lost or malformed answer is transient:
 // sending the same orderId again can never grant twice.
 boost::asio::awaitable<std::variant<store::grant_answer, sync_failure>> grant_product(
-    const std::string& user_id, const grant_task& task, std::string_view purchase_key, store_gateway& gateway,
+    const std::string& user_id, const db::grant_task& task, std::string_view purchase_key, store_gateway& gateway,
     entra_token_cache& tokens);
 
 // POST {collections_url}/v6.0/collections/consume with the item and the tracking id; nullopt on 204.
 boost::asio::awaitable<std::optional<sync_failure>> consume_item(const std::string& user_id,
-                                                                 const consume_task& task,
+                                                                 const db::consume_task& task,
                                                                  std::string_view collections_key,
                                                                  store_gateway& gateway, entra_token_cache& tokens);
 

@@ -71,7 +71,7 @@ BOOST_AUTO_TEST_CASE(repeated_items_keep_the_newest) {
 }
 
 BOOST_AUTO_TEST_CASE(modified_after_is_the_watermark_minus_the_overlap) {
-  sync::sync_job job;
+  db::sync_job job;
   BOOST_TEST(!sync::modified_after_for(job, 300s));  // first sync: everything
   job.watermark = store::store_time{1'700'000'000'123'456};
   BOOST_TEST(sync::modified_after_for(job, 300s)->micros == 1'700'000'000'123'456 - 300'000'000);

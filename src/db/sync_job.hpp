@@ -14,7 +14,7 @@
 #include "store/store_date.hpp"
 #include "store/store_id_key.hpp"
 
-namespace esd::sync {
+namespace esd::db {
 
 // A free-product grant to carry out within the player's sync (grant_requests).
 struct grant_task {
@@ -76,4 +76,4 @@ struct sync_outcome {
   std::optional<std::chrono::system_clock::time_point> subscriptions_retry_at;  // transient failures
 };
 
-}  // namespace esd::sync
+}  // namespace esd::db
