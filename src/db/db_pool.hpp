@@ -54,8 +54,8 @@ class db_pool {
     using result_t = std::invoke_result_t<F&, pqxx::connection&>;
     static_assert(!std::is_void_v<result_t>, "return a value (e.g. bool) from database jobs");
     auto ex = co_await asio::this_coro::executor;
-    // The initiation is a named local, not a temporary inside the co_await expression: GCC 12 destroys
-    // such temporaries twice, which double-frees whatever the job captured by value.
+    // The initiation is a named local (GCC 12): a temporary would be destroyed twice, and with it
+    // whatever the job captured by value.
     auto initiate = [this, ex, &f](auto handler) {
       submit(std::make_unique<job_of<F, decltype(handler)>>(std::move(f), std::move(handler), ex));
     };

@@ -116,8 +116,7 @@ asio::awaitable<error_code> connect(detail::connection& c, const https_url& url,
 
   // getaddrinfo cannot be interrupted, so the deadline is checked when it returns.
   asio::ip::tcp::resolver resolver(c.stream.get_executor());
-  // A named local, not a temporary in the co_await expression: g++ 12 mishandles class-type temporaries
-  // in a full-expression that contains co_await.
+  // Named local (GCC 12).
   const std::string service = std::to_string(url.port);
   auto [resolve_ec, endpoints] =
       co_await resolver.async_resolve(url.host, service, asio::ip::tcp::resolver::numeric_service, use_tuple);

@@ -12,8 +12,6 @@
 #include <cerrno>
 #include <new>
 
-#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
-
 namespace esd::net::detail {
 
 using boost::system::error_code;

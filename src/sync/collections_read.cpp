@@ -6,9 +6,6 @@
 #include "store/collections.hpp"
 #include "sync/page_loop.hpp"
 
-// GCC 12's false -Wmismatched-new-delete on coroutine frames.
-#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
-
 namespace esd::sync {
 
 namespace asio = boost::asio;

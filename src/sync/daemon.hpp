@@ -3,12 +3,8 @@
 //
 // Its parts: the dispatcher (claims, slots, leases, shutdown), the job recorder (outcomes, metrics, the
 // log line of each sync), the group commit, housekeeping and its periodic chores, the key sweep, and the
-// SIGHUP reload. This file wires them together.
-//
-// A note for every coroutine in these parts: GCC 12 mishandles temporaries that live across a suspension
-// (it may destroy them twice, and a reference such as std::min returns may dangle). Whatever an awaited
-// call takes (claim options, a limit, a duration) is first computed into a named local, and database
-// work is passed to db_pool::run as a named lambda.
+// SIGHUP reload. This file wires them together. Database work is passed to db_pool::run as a named
+// lambda, and whatever an awaited call takes is a named local (GCC 12: see CMakeLists.txt).
 #pragma once
 
 #include "config/config.hpp"

@@ -53,7 +53,7 @@ asio::awaitable<int> dispatcher::dispatch() {
     if (free > 0 && batch_ready) {
       batch_deadline_.reset();
       try {
-        // Named locals, not temporaries inside co_await (see the note in sync/daemon.hpp).
+        // Named locals (GCC 12).
         const int limit = std::min(free, max_claim_batch);
         const db::claim_options options{limit, owner_, limits.lease, limits.max_attempts, cfg_.entra.client_id,
                                         &codec_};

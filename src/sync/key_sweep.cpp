@@ -17,7 +17,7 @@ void key_sweep::start() {
   chores_.spawn("keys: sweep", [this] { return run(); });
 }
 
-// Every duration is computed into a named local before co_await (see the note in sync/daemon.hpp).
+// Every duration is computed into a named local before co_await (GCC 12).
 asio::awaitable<void> key_sweep::run() {
   const auto& k = keys_;
   if (k.keep_alive_for.count() == 0) co_return;

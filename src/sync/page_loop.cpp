@@ -2,9 +2,6 @@
 
 #include "sync/page_bookkeeping.hpp"
 
-// GCC 12's false -Wmismatched-new-delete on coroutine frames.
-#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
-
 namespace esd::sync {
 
 namespace asio = boost::asio;

@@ -13,10 +13,6 @@
 #include "sync/key_renewal.hpp"
 #include "sync/purchase_calls.hpp"
 
-// GCC 12 misreads Asio's coroutine frame allocator as a new/delete mismatch (a known false positive for
-// coroutines): the frame is allocated and freed by the same awaitable_frame_base. For every coroutine here.
-#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
-
 namespace esd::sync {
 
 namespace asio = boost::asio;

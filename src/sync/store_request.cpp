@@ -5,9 +5,6 @@
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
-// GCC 12's false -Wmismatched-new-delete on coroutine frames.
-#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
-
 namespace esd::sync {
 
 namespace asio = boost::asio;

@@ -228,7 +228,7 @@ class test_server {
       tcp_layer.close();
       co_return false;
     }
-    // Raw answers, in pieces. The vectors are named: g++ 12 mishandles temporaries in a co_await expression.
+    // Raw answers, in pieces. The vectors are named locals (GCC 12).
     if (path == "/pieces") {
       const std::vector<std::string> pieces{"HTTP/1.1 200 OK\r\nContent-Le", "ngth: 11\r\nX-Piece: yes\r\n\r\nhello",
                                             " world"};
@@ -550,8 +550,7 @@ BOOST_AUTO_TEST_CASE(certificate_for_another_host_is_refused) {
   asio::co_spawn(
       ioc,
       [](test_server& server, asio::ssl::context& tls, int& finished) -> asio::awaitable<void> {
-        // (Kept out of the co_await expression: g++ 12 mishandles temporaries in a full-expression that
-        // contains co_await.)
+        // Named locals (GCC 12).
         auto ex = co_await asio::this_coro::executor;
         client_options options;
         https_client client(ex, tls, options);
