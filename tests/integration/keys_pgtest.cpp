@@ -81,12 +81,8 @@ BOOST_AUTO_TEST_CASE(a_refresh_uri_at_another_host_receives_nothing) {
   const std::string user = "hostile-refresh-uri";
   E().emu.put_items(user, emulator_instance::make_items("hr", 2));
   const std::string hostile = "https://127.0.0.1:" + std::to_string(listener.port()) + "/v6.0/b2b/keys/renew";
-  auto body = E().emu.control("POST", "/_emulator/keys",
-                              "{\"userId\":\"" + user + "\",\"kind\":\"collections\",\"issuedAt\":" +
-                                  std::to_string(unix_now() - 20 * 86400) +
-                                  ",\"expiresAt\":" + std::to_string(unix_now() + 10 * 86400) +
-                                  ",\"refreshUri\":\"" + hostile + "\"}");
-  const std::string key(boost::json::parse(body).at("key").as_string());
+  const auto key =
+      E().emu.mint_key(user, "collections", unix_now() - 20 * 86400, unix_now() + 10 * 86400, hostile);
   E().upload(user, key);
   auto r = E().drain_ok();
   std::this_thread::sleep_for(100ms);
@@ -103,12 +99,8 @@ BOOST_AUTO_TEST_CASE(a_refresh_uri_with_another_path_on_the_store_host_receives_
   const std::string user = "hostile-refresh-path";
   E().emu.put_items(user, emulator_instance::make_items("hp", 2));
   const std::string hostile = E().emu.base_url() + "/v6.0/collections/consume?evil=1";
-  auto body = E().emu.control("POST", "/_emulator/keys",
-                              "{\"userId\":\"" + user + "\",\"kind\":\"collections\",\"issuedAt\":" +
-                                  std::to_string(unix_now() - 20 * 86400) +
-                                  ",\"expiresAt\":" + std::to_string(unix_now() + 10 * 86400) +
-                                  ",\"refreshUri\":\"" + hostile + "\"}");
-  const std::string key(boost::json::parse(body).at("key").as_string());
+  const auto key =
+      E().emu.mint_key(user, "collections", unix_now() - 20 * 86400, unix_now() + 10 * 86400, hostile);
   const auto consumes_before = E().emu.stat("requestsByPath", "/v6.0/collections/consume");
   const auto renewals_before = E().emu.stat("renewals");
   E().upload(user, key);

@@ -37,10 +37,11 @@ std::string emulator_instance::control(const std::string& method, const std::str
 
 std::string emulator_instance::mint_key(const std::string& user_id, const std::string& kind,
                                         std::optional<long long> issued_at,
-                                        std::optional<long long> expires_at) {
+                                        std::optional<long long> expires_at, const std::string& refresh_uri) {
   boost::json::object req{{"userId", user_id}, {"kind", kind}};
   if (issued_at) req["issuedAt"] = *issued_at;
   if (expires_at) req["expiresAt"] = *expires_at;
+  if (!refresh_uri.empty()) req["refreshUri"] = refresh_uri;
   auto body = boost::json::parse(control("POST", "/_emulator/keys", boost::json::serialize(req)));
   return std::string(body.at("key").as_string());
 }

@@ -108,9 +108,11 @@ class emulator_instance {
 
   // The control API (/_emulator/...). Returns the response body; fails the test on a non-2xx status.
   std::string control(const std::string& method, const std::string& path, const std::string& json_body = "");
+  // A Store ID key the emulator signs; refresh_uri replaces the renewal URL its claims name.
   std::string mint_key(const std::string& user_id, const std::string& kind = "collections",
                        std::optional<long long> issued_at = std::nullopt,
-                       std::optional<long long> expires_at = std::nullopt);
+                       std::optional<long long> expires_at = std::nullopt,
+                       const std::string& refresh_uri = "");
   // POST /_emulator/faults: one fault rule, a JSON object text.
   void add_fault(const std::string& rule_json);
   // PUT items for a player: a JSON array text of v6 items.
