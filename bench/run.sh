@@ -43,41 +43,36 @@ for b in $needed; do
 done
 
 work=$(mktemp -d /tmp/entitlement-syncd-bench.XXXXXX)
-chmod 0777 "$work"
-pgbin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n1)
-as_pg() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+. scripts/lib/stack.sh
+pgbin=$(stack_pg_bin)
 pids=()
 groups=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   # Each daemon runs in its own process group (with DAEMON_WRAPPER the daemon is a child of the wrapper).
   for g in "${groups[@]}"; do kill -TERM -- "-$g" 2>/dev/null || true; done
+  stack_stop "$work"
   wait 2>/dev/null || true
-  as_pg "$pgbin/pg_ctl" -D "$work/pg" -m fast -w stop >/dev/null 2>&1 || true
   [ "${KEEP:-0}" = 1 ] || rm -rf "$work"
 }
 trap cleanup EXIT
 
 # PostgreSQL as a small production server would run it (fsync on), with pg_stat_statements for counting.
-as_pg "$pgbin/initdb" -D "$work/pg" -A trust -U postgres -E UTF8 --locale=C >/dev/null
-as_pg "$pgbin/pg_ctl" -D "$work/pg" -l "$work/pg.log" -w -o "-k $work -c listen_addresses='' -p 5432 \
-  -c shared_preload_libraries=pg_stat_statements -c max_connections=200 -c shared_buffers=256MB ${PG_OPTS:-}" start >/dev/null
-psql_db() { local db=$1; shift; "$pgbin/psql" -X -h "$work" -p 5432 -U postgres -d "$db" -v ON_ERROR_STOP=1 "$@"; }
+stack_pg_init "$work"
+stack_pg_start "$work" -c shared_preload_libraries=pg_stat_statements -c max_connections=200 \
+  -c shared_buffers=256MB ${PG_OPTS:-}
+psql_db() { local db=$1; shift; "$pgbin/psql" -X -h "$work" -p "$STACK_PG_PORT" -U postgres -d "$db" -v ON_ERROR_STOP=1 "$@"; }
 
-printf 'bench-client-secret\n' > "$work/client_secret"
-build/entitlement-store-emulator --listen 127.0.0.1:0 --ready-file "$work/emulator.url" \
-  --cert-out "$work/ca.pem" --client-secret-file "$work/client_secret" \
+STACK_CLIENT_SECRET=bench-client-secret stack_emulator_start "$work" "$work/emulator.log" \
   --generate-players "$players" --items-per-player "$items" --player-prefix bench- \
-  --keys-out "$work/keys.csv" --user-budget 1000000/1 > "$work/emulator.log" 2>&1 &
-emu_pid=$!
-pids+=("$emu_pid")
-for _ in $(seq 1 6000); do [ -s "$work/emulator.url" ] && break; kill -0 "$emu_pid" || { cat "$work/emulator.log"; exit 1; }; sleep 0.1; done
-emu=$(cat "$work/emulator.url")
+  --keys-out "$work/keys.csv" --user-budget 1000000/1
+emu_pid=$STACK_EMULATOR_PID
+emu=$STACK_EMULATOR_URL
 ctl() { curl -sS --fail --cacert "$work/ca.pem" -X "$1" "$emu/_emulator/$2" ${3:+-H 'Content-Type: application/json' -d "$3"}; }
 stat() { ctl GET stats | python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
 
 echo "entitlement-syncd benchmark: $players players x $items items, $(nproc) cores, $(git describe --always --dirty 2>/dev/null || echo '?')"
-echo "PostgreSQL $(as_pg "$pgbin/postgres" --version | awk '{print $3}') (fsync on), emulator, daemon on one machine"
+echo "PostgreSQL $("$pgbin/postgres" --version | awk '{print $3}') (fsync on), emulator, daemon on one machine"
 echo
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
@@ -95,17 +90,17 @@ for sc in $scenarios; do
   latency=${sc%%:*}
   inflight=${sc##*:}
   db="bench_${latency}_${inflight}"
-  as_pg "$pgbin/createdb" -h "$work" -p 5432 -U postgres "$db"
-  url="postgresql:///$db?host=$work&port=5432&user=postgres"
+  stack_createdb "$work" "$db"
+  url=$(stack_pg_url "$work" "$db")
   conns=$(( inflight < 1024 ? inflight : 1024 ))
   cat > "$work/$db.conf" <<CONF
 [database]
 url = $url
 [entra]
-tenant_id = 00000000-0000-0000-0000-000000000000
-client_id = 11111111-1111-1111-1111-111111111111
+tenant_id = $STACK_TENANT_ID
+client_id = $STACK_CLIENT_ID
 client_secret_file = $work/client_secret
-token_url = $emu/00000000-0000-0000-0000-000000000000/oauth2/v2.0/token
+token_url = $emu/$STACK_TENANT_ID/oauth2/v2.0/token
 [store]
 collections_url = $emu
 purchase_url = $emu

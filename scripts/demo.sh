@@ -12,51 +12,44 @@ root=$(pwd)
 players=${DEMO_PLAYERS:-5}
 items=${DEMO_ITEMS:-20}
 work=$(mktemp -d /tmp/entitlement-syncd-demo.XXXXXX)
-chmod 0777 "$work"
-pgbin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n1)
-as_pg() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+. scripts/lib/stack.sh
 pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  stack_stop "$work"
   wait 2>/dev/null || true
-  as_pg "$pgbin/pg_ctl" -D "$work/pg" -m fast -w stop >/dev/null 2>&1 || true
   rm -rf "$work"
 }
 trap cleanup EXIT
 
 echo "== PostgreSQL (throwaway, socket in $work)"
-as_pg "$pgbin/initdb" -D "$work/pg" -A trust -U postgres --nosync -E UTF8 --locale=C >/dev/null
-as_pg "$pgbin/pg_ctl" -D "$work/pg" -l "$work/pg.log" -w \
-  -o "-k $work -c listen_addresses='' -p 5432 -c fsync=off" start >/dev/null
-as_pg "$pgbin/createdb" -h "$work" -p 5432 -U postgres entitlements
-db_url="postgresql:///entitlements?host=$work&port=5432&user=postgres"
-psql_cmd=(psql -h "$work" -p 5432 -U postgres -d entitlements)
+stack_pg_init "$work"
+stack_pg_start "$work" -c fsync=off
+stack_createdb "$work" entitlements
+db_url=$(stack_pg_url "$work" entitlements)
+psql_cmd=(psql -h "$work" -p "$STACK_PG_PORT" -U postgres -d entitlements)
 
 echo "== Store emulator ($players players, $items items each)"
-printf 'demo-client-secret\n' > "$work/client_secret"
-build/entitlement-store-emulator --listen 127.0.0.1:0 --ready-file "$work/emulator.url" \
-  --cert-out "$work/emulator-ca.pem" --client-secret-file "$work/client_secret" \
+STACK_CLIENT_SECRET=demo-client-secret stack_emulator_start "$work" "$work/emulator.log" \
   --generate-players "$players" --items-per-player "$items" --player-prefix demo-player- \
-  --keys-out "$work/keys.csv" > "$work/emulator.log" 2>&1 &
-pids+=($!)
-for _ in $(seq 1 300); do [ -s "$work/emulator.url" ] && break; sleep 0.05; done
-emu=$(cat "$work/emulator.url")
-echo "   listening at $emu (certificate: $work/emulator-ca.pem)"
+  --keys-out "$work/keys.csv"
+emu=$STACK_EMULATOR_URL
+echo "   listening at $emu (certificate: $work/ca.pem)"
 
 cat > "$work/entitlement-syncd.conf" <<CONF
 [database]
 url = $db_url
 
 [entra]
-tenant_id = 00000000-0000-0000-0000-000000000000
-client_id = 11111111-1111-1111-1111-111111111111
+tenant_id = $STACK_TENANT_ID
+client_id = $STACK_CLIENT_ID
 client_secret_file = $work/client_secret
-token_url = $emu/00000000-0000-0000-0000-000000000000/oauth2/v2.0/token
+token_url = $emu/$STACK_TENANT_ID/oauth2/v2.0/token
 
 [store]
 collections_url = $emu
 purchase_url = $emu
-ca_file = $work/emulator-ca.pem
+ca_file = $work/ca.pem
 CONF
 
 echo "== entitlement-syncd migrate"
@@ -88,9 +81,9 @@ echo "== SELECT * FROM entitlement_sync.user_status"
                      FROM entitlement_sync.user_status ORDER BY user_id"
 echo
 echo "== a free product granted, a subscription read (the purchase side)"
-curl -sS --fail --cacert "$work/emulator-ca.pem" -X PUT "$emu/_emulator/catalog" -H 'Content-Type: application/json' \
+curl -sS --fail --cacert "$work/ca.pem" -X PUT "$emu/_emulator/catalog" -H 'Content-Type: application/json' \
   -d '[{"productId":"9NDEMOGIFT01","skuId":"0010","availabilityId":"9DEMOAVAIL01","productType":"Durable","title":"Login reward"}]' >/dev/null
-curl -sS --fail --cacert "$work/emulator-ca.pem" -X PUT "$emu/_emulator/players/demo-player-1/subscriptions" \
+curl -sS --fail --cacert "$work/ca.pem" -X PUT "$emu/_emulator/players/demo-player-1/subscriptions" \
   -H 'Content-Type: application/json' -d '[{"productId":"CFQ7TTC0DEMO","skuId":"0001","recurrenceState":"Active","autoRenew":true}]' >/dev/null
 "${psql_cmd[@]}" -qc "INSERT INTO entitlement_sync.grant_requests (user_id, product_id, sku_id, availability_id)
                       VALUES ('demo-player-1', '9NDEMOGIFT01', '0010', '9DEMOAVAIL01')"

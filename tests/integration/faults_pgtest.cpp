@@ -26,23 +26,7 @@ namespace {
 
 using steady = std::chrono::steady_clock;
 
-constexpr const char* client_secret = "test-client-secret";  // what emulator_instance writes
 constexpr const char* query_path = "/v6.0/collections/query";
-
-// Polls until done() or the timeout; returns done().
-bool wait_until(const std::function<bool()>& done, std::chrono::milliseconds timeout,
-                std::chrono::milliseconds every = 100ms) {
-  const auto deadline = steady::now() + timeout;
-  while (!done()) {
-    if (steady::now() > deadline) return done();
-    std::this_thread::sleep_for(every);
-  }
-  return true;
-}
-
-double seconds_since(steady::time_point t) {
-  return std::chrono::duration<double>(steady::now() - t).count();
-}
 
 std::vector<std::string> concat(std::vector<std::string> a, const std::vector<std::string>& b) {
   a.insert(a.end(), b.begin(), b.end());
@@ -96,7 +80,7 @@ std::string describe(const std::map<std::string, long long>& states) {
 
 // Waits until no event of these players is pending or running; false on timeout.
 bool wait_all_finished(const std::string& db_url, const std::string& prefix, std::chrono::milliseconds timeout) {
-  return wait_until(
+  return wait_for(
       [&] {
         auto s = event_states(db_url, prefix);
         return s["pending"] == 0 && s["running"] == 0;
@@ -155,57 +139,6 @@ void check_synced_exactly(const std::string& db_url, const std::string& prefix, 
   BOOST_TEST(states["pending"] + states["running"] + states["failed"] == 0, describe(states));
 }
 
-// No line of a daemon's output holds a JWT (Entra tokens and Store ID keys both start "eyJ") or the secret.
-void check_log_is_clean(const std::string& log, const std::string& name) {
-  for (const char* secret : {"eyJ", client_secret}) {
-    const auto at = log.find(secret);
-    if (at == std::string::npos) continue;
-    const auto from = log.rfind('\n', at);
-    const auto line = log.substr(from == std::string::npos ? 0 : from + 1, 160);
-    BOOST_ERROR(name << " logged a token, key or secret: " << line);
-  }
-}
-
-// The "sync ..." lines of a daemon's log: README promises user=, first_event=, events= and outcome=.
-struct sync_line {
-  std::string user, outcome;
-  long long first_event = -1, events = 0;
-};
-
-std::string field(const std::string& line, const std::string& name) {
-  const auto at = line.find(" " + name + "=");
-  if (at == std::string::npos) return {};
-  const auto from = at + name.size() + 2;
-  return line.substr(from, line.find(' ', from) - from);
-}
-
-std::vector<sync_line> sync_lines(const std::string& log) {
-  std::vector<sync_line> out;
-  std::istringstream in(log);
-  std::string line;
-  while (std::getline(in, line)) {
-    const auto space = line.find(' ');
-    if (space == std::string::npos || line.compare(space, 6, " sync ") != 0) continue;
-    sync_line s;
-    s.user = field(line, "user");
-    s.outcome = field(line, "outcome");
-    const auto first = field(line, "first_event"), events = field(line, "events");
-    if (!first.empty()) s.first_event = std::stoll(first);
-    if (!events.empty()) s.events = std::stoll(events);
-    out.push_back(std::move(s));
-  }
-  return out;
-}
-
-// SIGTERM, then a clean exit within the timeout.
-void stop_cleanly(background_process& daemon, const std::string& name) {
-  BOOST_TEST_REQUIRE(daemon.running(), name << " is no longer running: " << daemon.log());
-  daemon.signal(SIGTERM);
-  const auto status = daemon.wait(30s);
-  BOOST_TEST_REQUIRE(status.has_value(), name << " did not stop on SIGTERM");
-  BOOST_TEST(*status == 0, name << " exited " << *status << ": " << daemon.log());
-}
-
 // curl POSTing a file to the emulator's Store and Entra endpoints (not the control API); it prints the
 // HTTP status, or the body with status_only = false.
 std::vector<std::string> curl(const emulator_instance& emu, const std::string& path, const fs::path& body_file,
@@ -239,7 +172,7 @@ BOOST_AUTO_TEST_CASE(a_daemon_killed_mid_run_loses_nothing_and_its_events_wait_f
   BOOST_TEST_REQUIRE(first->wait_for_log("info started"), first->log());
   upload_keys(url, uploads_for(players, keys));
   // Kill when about half are done and syncs are in flight (between two claims there may be none).
-  BOOST_TEST_REQUIRE(wait_until(
+  BOOST_TEST_REQUIRE(wait_for(
                          [&] {
                            auto states = event_states(url, "kill");
                            return (states["done"] >= total / 2 && states["running"] > 0) || !first->running();
@@ -273,8 +206,8 @@ BOOST_AUTO_TEST_CASE(a_daemon_killed_mid_run_loses_nothing_and_its_events_wait_f
                               "USING (event_id) WHERE q.state = 'done' AND q.claimed_by IS DISTINCT FROM k.claimed_by "
                               "AND q.claimed_at >= k.lease_until") == at_kill.at("running"));
   stop_cleanly(*second, "the restarted daemon");
-  check_log_is_clean(first->log(), "the killed daemon");
-  check_log_is_clean(second->log(), "the restarted daemon");
+  check_no_credentials(first->log(), "the killed daemon");
+  check_no_credentials(second->log(), "the restarted daemon");
 }
 
 // ---- 2. PostgreSQL restart mid-run ----
@@ -293,8 +226,9 @@ BOOST_AUTO_TEST_CASE(a_postgresql_restart_mid_run_is_survived_and_new_uploads_ar
   auto daemon = start_daemon(env.config, env.work.path() / "daemon.log");
   BOOST_TEST_REQUIRE(daemon->wait_for_log("info started"), daemon->log());
   upload_keys(url, uploads_for(before, keys));
-  BOOST_TEST_REQUIRE(wait_until([&] { return event_states(url, "pgr")["done"] >= 60; }, 60s, 20ms),
-                     describe(event_states(url, "pgr")) << "\n" << daemon->log());
+  BOOST_TEST_REQUIRE(wait_for([&] { return event_states(url, "pgr")["done"] >= 60; }, 60s, 20ms),
+                     describe(event_states(url, "pgr")) << "\n"
+                                                        << daemon->log());
   const auto done_before = event_states(url, "pgr")["done"];
   BOOST_TEST_REQUIRE(done_before < 300, "the run was over before the restart: make it slower");
 
@@ -306,7 +240,7 @@ BOOST_AUTO_TEST_CASE(a_postgresql_restart_mid_run_is_survived_and_new_uploads_ar
 
   const auto inserted = steady::now();
   upload_keys(url, uploads_for(after, keys));
-  const bool late_done = wait_until([&] { return event_states(url, "pgl")["done"] == 20; }, 30s, 50ms);
+  const bool late_done = wait_for([&] { return event_states(url, "pgl")["done"] == 20; }, 30s, 50ms);
   const double late_seconds = seconds_since(inserted);
   BOOST_TEST_MESSAGE("uploads after the restart synced in " << late_seconds << " s");
   BOOST_TEST_REQUIRE(late_done, "uploads after the restart not synced within 30 s: "
@@ -321,7 +255,7 @@ BOOST_AUTO_TEST_CASE(a_postgresql_restart_mid_run_is_survived_and_new_uploads_ar
   check_synced_exactly(url, "pgr", before, 300);
   check_synced_exactly(url, "pgl", after, 20);
   stop_cleanly(*daemon, "the daemon");
-  check_log_is_clean(daemon->log(), "the daemon");
+  check_no_credentials(daemon->log(), "the daemon");
 }
 
 // ---- 3. Store faults ----
@@ -367,7 +301,7 @@ std::string run_fault_case(const std::string& name, const std::vector<std::strin
   auto& env = *F().env;
   env.emu.control("DELETE", "/_emulator/faults");
   env.emu.control("POST", "/_emulator/stats/reset");
-  for (const auto& f : faults) env.emu.control("POST", "/_emulator/faults", f);
+  for (const auto& f : faults) env.emu.add_fault(f);
   temp_dir dir("esd-" + name);
   const auto config = write_daemon_config(dir.path(), env.pg.url(), env.emu, fault_ini + extra_ini);
   const auto& players = F().players.at(name);
@@ -376,7 +310,7 @@ std::string run_fault_case(const std::string& name, const std::vector<std::strin
   const auto started = steady::now();
   auto r = run_daemon(config, {"run", "--drain"}, 120s);
   const double took = seconds_since(started);
-  const auto stats = boost::json::parse(env.emu.control("GET", "/_emulator/stats"));
+  const auto stats = env.emu.stats();
   // (Computed first: a Boost.Test assertion inside BOOST_TEST_MESSAGE swallows the message.)
   const auto attempts = query_count(env.pg.url(), "SELECT max(attempts) FROM entitlement_sync.key_uploads "
                                                   "WHERE user_id LIKE " + like(name));
@@ -393,7 +327,7 @@ std::string run_fault_case(const std::string& name, const std::vector<std::strin
                                                               << boost::json::serialize(stats));
   BOOST_TEST(stats.at("earlyAfterRetryAfter").to_number<long long>() == 0, boost::json::serialize(stats));
   BOOST_TEST(stats.at("userOverlaps").to_number<long long>() == 0, boost::json::serialize(stats));
-  check_log_is_clean(r.output, "the daemon (" + name + ")");
+  check_no_credentials(r.output, "the daemon (" + name + ")");
   return r.output;
 }
 
@@ -485,7 +419,7 @@ BOOST_AUTO_TEST_CASE(a_running_daemon_survives_every_fault_at_once_and_stops_cle
                         rule(R"("mode":"status","status":429,"retryAfter":1)", 0.1, 4),
                         rule(R"("mode":"malformed")", 0.1, 4), rule(R"("mode":"truncate")", 0.1, 4),
                         rule(R"("mode":"drop")", 0.1, 4)})
-    env.emu.control("POST", "/_emulator/faults", f);
+    env.emu.add_fault(f);
   temp_dir dir("esd-fmixed");
   // Retries fall due within a second or two: poll that often (a running daemon's claims are otherwise woken
   // by uploads and finished syncs only).
@@ -497,7 +431,7 @@ BOOST_AUTO_TEST_CASE(a_running_daemon_survives_every_fault_at_once_and_stops_cle
   upload_keys(env.pg.url(), uploads_for(players, F().keys));
   BOOST_TEST_REQUIRE(wait_all_finished(env.pg.url(), "fmixed", 60s),
                      describe(event_states(env.pg.url(), "fmixed")) << "\n" << daemon->log());
-  const auto stats = boost::json::parse(env.emu.control("GET", "/_emulator/stats"));
+  const auto stats = env.emu.stats();
   env.emu.control("DELETE", "/_emulator/faults");
   check_synced_exactly(env.pg.url(), "fmixed", players, static_cast<long long>(players.size()));
   long long injected = 0;
@@ -506,7 +440,7 @@ BOOST_AUTO_TEST_CASE(a_running_daemon_survives_every_fault_at_once_and_stops_cle
   BOOST_TEST(stats.at("earlyAfterRetryAfter").to_number<long long>() == 0, boost::json::serialize(stats));
   BOOST_TEST(stats.at("userOverlaps").to_number<long long>() == 0, boost::json::serialize(stats));
   stop_cleanly(*daemon, "the daemon");
-  check_log_is_clean(daemon->log(), "the daemon");
+  check_no_credentials(daemon->log(), "the daemon");
 }
 
 BOOST_AUTO_TEST_SUITE_END()
@@ -571,8 +505,8 @@ BOOST_AUTO_TEST_CASE(two_daemons_share_1000_players_and_never_sync_one_player_tw
   std::vector<long long> in_both;
   std::set_intersection(first_a.begin(), first_a.end(), first_b.begin(), first_b.end(), std::back_inserter(in_both));
   BOOST_TEST(in_both.empty(), in_both.size() << " first_event values appear in both logs");
-  check_log_is_clean(a->log(), "daemon a");
-  check_log_is_clean(b->log(), "daemon b");
+  check_no_credentials(a->log(), "daemon a");
+  check_no_credentials(b->log(), "daemon b");
 }
 
 // ---- The emulator's own instruments must be able to see what the tests above say never happens ----
@@ -589,7 +523,8 @@ BOOST_AUTO_TEST_CASE(the_emulator_counts_overlapping_and_premature_requests) {
     return p;
   };
   const auto token_form = write("token.form", std::string("grant_type=client_credentials&client_id=") +
-                                                  emulator_instance::client_id + "&client_secret=" + client_secret +
+                                                  emulator_instance::client_id +
+                                                  "&client_secret=" + emulator_instance::client_secret +
                                                   "&scope=https%3A%2F%2Fonestore.microsoft.com%2F.default");
   const auto token_answer =
       run_process(curl(emu, std::string("/") + emulator_instance::tenant_id + "/oauth2/v2.0/token", token_form,
@@ -622,8 +557,8 @@ BOOST_AUTO_TEST_CASE(the_emulator_counts_overlapping_and_premature_requests) {
   BOOST_TEST(emu.stat("userOverlaps") == 1);
 
   // A 429 saying "Retry-After: 2": asking again at once is premature, asking after 2 s is not.
-  emu.control("POST", "/_emulator/faults",
-              std::string(R"({"path":")") + query_path + R"(","mode":"status","status":429,"retryAfter":2,"userId":"probe-b"})");
+  emu.add_fault(std::string(R"({"path":")") + query_path +
+                R"(","mode":"status","status":429,"retryAfter":2,"userId":"probe-b"})");
   BOOST_TEST(run_process(curl(emu, query_path, query_b, headers), 40s).output == "429\n");
   BOOST_TEST(emu.stat("retryAftersSent") == 1);
   BOOST_TEST(emu.stat("earlyAfterRetryAfter") == 0);

@@ -21,43 +21,27 @@ constexpr const char* query_path = "/v6.0/collections/query";
 
 // One environment for the file, every test with its own players. Retries come soon and end after two
 // attempts, so a drain sees a transient failure through to its end.
-struct shared_env {
-  shared_env()
-      : env({}, "[sync]\nwatermark_overlap = 0s\nretry_base = 1s\nretry_cap = 1s\nmax_attempts = 2\n") {
-    instance = &env;
-  }
-  environment env;
-  static environment* instance;
+struct file_env : shared_environment {
+  file_env()
+      : shared_environment(
+            "[sync]\nwatermark_overlap = 0s\nretry_base = 1s\nretry_cap = 1s\nmax_attempts = 2\n") {}
 };
-environment* shared_env::instance = nullptr;
-BOOST_TEST_GLOBAL_FIXTURE(shared_env);
-
-environment& E() { return *shared_env::instance; }
-
-long long count(const std::string& sql) { return query_count(E().pg.url(), sql); }
-std::optional<std::string> value(const std::string& sql) { return query_value(E().pg.url(), sql); }
-
-void add_fault(const std::string& json) { E().emu.control("POST", "/_emulator/faults", json); }
+BOOST_TEST_GLOBAL_FIXTURE(file_env);
 
 // Every request of this player's collections queries gets the content fault.
 void hostile(const std::string& user, const std::string& mode, const std::string& extra = "") {
-  add_fault(std::string(R"({"path":")") + query_path + R"(","count":1000,"mode":")" + mode + R"(","userId":")" +
-            user + "\"" + extra + "}");
-}
-
-std::string drain_output() {
-  auto r = E().drain(300s);
-  BOOST_TEST_REQUIRE(r.exit_code == 0, "drain failed: " << r.output);
-  return r.output;
+  E().emu.add_fault(std::string(R"({"path":")") + query_path + R"(","count":1000,"mode":")" + mode +
+                    R"(","userId":")" + user + "\"" + extra + "}");
 }
 
 long long items_of(const std::string& user) {
-  return count("SELECT count(*) FROM entitlement_sync.entitlements WHERE user_id = '" + user + "'");
+  return E().count("SELECT count(*) FROM entitlement_sync.entitlements WHERE user_id = '" + user + "'");
 }
 
 std::string last_error(const std::string& user) {
-  return value("SELECT coalesce(last_error, '(null)') FROM entitlement_sync.user_status WHERE user_id = '" +
-               user + "'")
+  return E()
+      .value("SELECT coalesce(last_error, '(null)') FROM entitlement_sync.user_status WHERE user_id = '" +
+             user + "'")
       .value_or("(no row)");
 }
 
@@ -108,7 +92,7 @@ BOOST_AUTO_TEST_CASE(store_strings_postgresql_cannot_store_fail_alone_with_the_f
   player("text-quantity-big", 5);
   hostile("text-quantity-big", "number", R"(,"field":"quantity","value":3000000000,"item":0)");
 
-  const std::string out = drain_output();
+  const std::string out = E().drain_ok(300s).output;
   BOOST_TEST(out.find("outcome=unrecorded") == std::string::npos, out);
 
   for (int i = 0; i < 3; ++i) {
@@ -127,22 +111,22 @@ BOOST_AUTO_TEST_CASE(store_strings_postgresql_cannot_store_fail_alone_with_the_f
       BOOST_TEST(err.find(field) != std::string::npos, err);
       BOOST_TEST(err.find("not stored") != std::string::npos, err);
       BOOST_TEST(err.size() < 4096u);
-      BOOST_TEST(count("SELECT count(*) FROM entitlement_sync.key_uploads WHERE user_id = '" + user +
-                       "' AND state <> 'done'") == 0);
+      BOOST_TEST(E().count("SELECT count(*) FROM entitlement_sync.key_uploads WHERE user_id = '" + user +
+                           "' AND state <> 'done'") == 0);
     }
   }
-  BOOST_TEST(count("SELECT count(*) FROM entitlement_sync.entitlements WHERE user_id = 'text-nul' "
-                   "AND item_id = 'text-nul-2'") == 0);
+  BOOST_TEST(E().count("SELECT count(*) FROM entitlement_sync.entitlements WHERE user_id = 'text-nul' "
+                       "AND item_id = 'text-nul-2'") == 0);
   // Bytes that are not UTF-8 make the answer not JSON: the Store's fault, retried, then failed with why.
   BOOST_TEST(items_of("text-utf8") == 0);
-  BOOST_TEST(count("SELECT count(*) FROM entitlement_sync.key_uploads WHERE user_id = 'text-utf8' "
-                   "AND state = 'failed' AND last_error LIKE '%not valid JSON%'") == 1);
+  BOOST_TEST(E().count("SELECT count(*) FROM entitlement_sync.key_uploads WHERE user_id = 'text-utf8' "
+                       "AND state = 'failed' AND last_error LIKE '%not valid JSON%'") == 1);
   BOOST_TEST(last_error("text-utf8").find("not valid JSON") != std::string::npos, last_error("text-utf8"));
 
   // Once the Store mends the item, the next sync picks it up: the watermark was held before it.
   E().emu.control("DELETE", "/_emulator/faults");
   E().exec_sql_resync("text-nul");
-  drain_output();
+  E().drain_ok(300s).output;
   BOOST_TEST(items_of("text-nul") == 5);
   BOOST_TEST(last_error("text-nul") == "(null)");
 }
@@ -150,13 +134,13 @@ BOOST_AUTO_TEST_CASE(store_strings_postgresql_cannot_store_fail_alone_with_the_f
 BOOST_AUTO_TEST_CASE(an_error_body_with_invalid_utf8_and_control_characters_is_recorded_escaped) {
   player("errbody-good", 3);
   player("errbody-400", 3);
-  add_fault(std::string(R"({"path":")") + query_path +
-            R"(","count":1000,"mode":"bad_utf8_error","status":400,"userId":"errbody-400"})");
+  E().emu.add_fault(std::string(R"({"path":")") + query_path +
+                    R"(","count":1000,"mode":"bad_utf8_error","status":400,"userId":"errbody-400"})");
   player("errbody-503", 3);
-  add_fault(std::string(R"({"path":")") + query_path +
-            R"(","count":1000,"mode":"bad_utf8_error","status":503,"userId":"errbody-503"})");
+  E().emu.add_fault(std::string(R"({"path":")") + query_path +
+                    R"(","count":1000,"mode":"bad_utf8_error","status":503,"userId":"errbody-503"})");
 
-  const std::string out = drain_output();
+  const std::string out = E().drain_ok(300s).output;
   BOOST_TEST(out.find("outcome=unrecorded") == std::string::npos, out);
   BOOST_TEST(!has_raw_control(out), "a raw control character reached the log");
   BOOST_TEST(out.find('\x1b') == std::string::npos);
@@ -167,8 +151,9 @@ BOOST_AUTO_TEST_CASE(an_error_body_with_invalid_utf8_and_control_characters_is_r
       const std::string err = last_error(user);
       BOOST_TEST(err != "(null)");
       BOOST_TEST(!has_raw_control(err), err);
-      BOOST_TEST(count("SELECT count(*) FROM entitlement_sync.key_uploads WHERE user_id = '" + user +
-                       "' AND state = 'failed' AND last_error NOT LIKE '%stopped before finishing%'") == 1);
+      BOOST_TEST(E().count("SELECT count(*) FROM entitlement_sync.key_uploads WHERE user_id = '" + user +
+                           "' AND state = 'failed' AND last_error NOT LIKE '%stopped before finishing%'") ==
+                 1);
     }
   }
   BOOST_TEST(last_error("errbody-400").find("HTTP 400") != std::string::npos, last_error("errbody-400"));
@@ -184,20 +169,25 @@ BOOST_AUTO_TEST_CASE(a_flood_of_150_forged_uploads_stores_well_under_a_megabyte_
     E().upload(user, key);
   }
   BOOST_TEST(uploaded > 1'500'000u);  // the flood of the report: 1.7 MB of keys
-  const std::string out = drain_output();
+  const std::string out = E().drain_ok(300s).output;
   BOOST_TEST(out.find("outcome=unrecorded") == std::string::npos);
   BOOST_TEST(out.size() < 2'000'000u);
   BOOST_TEST(items_of("flood-good") == 2);
 
-  const auto stored = count(
-      "SELECT coalesce(sum(octet_length(last_error)), 0) FROM entitlement_sync.key_uploads WHERE user_id = '" +
-      user + "'") + count("SELECT coalesce(sum(octet_length(last_error)), 0) FROM entitlement_sync.users "
-                          "WHERE user_id = '" + user + "'");
+  const auto stored = E().count(
+                          "SELECT coalesce(sum(octet_length(last_error)), 0) FROM "
+                          "entitlement_sync.key_uploads WHERE user_id = '" +
+                          user + "'") +
+                      E().count(
+                          "SELECT coalesce(sum(octet_length(last_error)), 0) FROM entitlement_sync.users "
+                          "WHERE user_id = '" +
+                          user + "'");
   BOOST_TEST(stored < 200'000);
-  BOOST_TEST(count("SELECT max(octet_length(last_error)) FROM entitlement_sync.key_uploads WHERE user_id = '" +
-                   user + "'") <= 4096);
-  BOOST_TEST(count("SELECT count(*) FROM entitlement_sync.key_uploads WHERE user_id = '" + user +
-                   "' AND state = 'failed' AND last_error IS NOT NULL") == 150);
+  BOOST_TEST(
+      E().count("SELECT max(octet_length(last_error)) FROM entitlement_sync.key_uploads WHERE user_id = '" +
+                user + "'") <= 4096);
+  BOOST_TEST(E().count("SELECT count(*) FROM entitlement_sync.key_uploads WHERE user_id = '" + user +
+                       "' AND state = 'failed' AND last_error IS NOT NULL") == 150);
   const std::string err = last_error(user);
   // The forged keys' 11,000-byte clientId is refused by name before the key is kept.
   BOOST_TEST(err.find("clientId claim") != std::string::npos, err);
@@ -215,7 +205,7 @@ BOOST_AUTO_TEST_CASE(a_sync_whose_rows_the_database_refuses_is_recorded_as_a_fai
                                       R"("skuId":"0010","productType":"Game","status":"Active","quantity":1,)"
                                       R"("modifiedDate":"2024-03-01T10:00:00.0000000+00:00"}])");
   E().upload("refused-player", E().emu.mint_key("refused-player"));
-  const std::string out = drain_output();
+  const std::string out = E().drain_ok(300s).output;
   exec_sql(E().pg.url(), "ALTER TABLE entitlement_sync.entitlements DROP CONSTRAINT test_refused");
 
   BOOST_TEST(out.find("outcome=unrecorded") == std::string::npos, out);
@@ -226,8 +216,8 @@ BOOST_AUTO_TEST_CASE(a_sync_whose_rows_the_database_refuses_is_recorded_as_a_fai
   // PostgreSQL quotes the refused row in its DETAIL line (in user_keys that row holds keys): never passed on.
   BOOST_TEST(err.find("Failing row") == std::string::npos, err);
   BOOST_TEST(out.find("Failing row") == std::string::npos, out);
-  BOOST_TEST(count("SELECT count(*) FROM entitlement_sync.key_uploads WHERE user_id = 'refused-player' "
-                   "AND state = 'failed' AND last_error NOT LIKE '%stopped before finishing%'") == 1);
+  BOOST_TEST(E().count("SELECT count(*) FROM entitlement_sync.key_uploads WHERE user_id = 'refused-player' "
+                       "AND state = 'failed' AND last_error NOT LIKE '%stopped before finishing%'") == 1);
 }
 
 BOOST_AUTO_TEST_CASE(hostile_subscriptions_answers_stay_in_subscriptions_error) {
@@ -237,11 +227,15 @@ BOOST_AUTO_TEST_CASE(hostile_subscriptions_answers_stay_in_subscriptions_error) 
     E().emu.put_subscriptions(user, R"([{"productId":"CFQ7TTC0HC8Z","skuId":"0002","recurrenceState":"Active"}])");
     E().upload(user, E().emu.mint_key(user, "collections"), E().emu.mint_key(user, "purchase"));
   }
-  add_fault(R"({"path":"/v8.0/b2b/recurrences/query","count":1000,"mode":"nul_text","field":"productId",)"
-            R"("userId":")" + nul + R"("})");
-  add_fault(R"({"path":"/v8.0/b2b/recurrences/query","count":1000,"mode":"bad_utf8_error","status":400,)"
-            R"("userId":")" + errbody + R"("})");
-  const std::string out = drain_output();
+  E().emu.add_fault(
+      R"({"path":"/v8.0/b2b/recurrences/query","count":1000,"mode":"nul_text","field":"productId",)"
+      R"("userId":")" +
+      nul + R"("})");
+  E().emu.add_fault(
+      R"({"path":"/v8.0/b2b/recurrences/query","count":1000,"mode":"bad_utf8_error","status":400,)"
+      R"("userId":")" +
+      errbody + R"("})");
+  const std::string out = E().drain_ok(300s).output;
   BOOST_TEST(out.find("outcome=unrecorded") == std::string::npos, out);
   BOOST_TEST(!has_raw_control(out), "a raw control character reached the log");
 
@@ -250,15 +244,16 @@ BOOST_AUTO_TEST_CASE(hostile_subscriptions_answers_stay_in_subscriptions_error) 
       // The collection is written; the subscriptions read alone failed, and says why.
       BOOST_TEST(items_of(user) == 2);
       BOOST_TEST(last_error(user) == "(null)");
-      const auto err = value("SELECT subscriptions_error FROM entitlement_sync.user_status WHERE user_id = '" +
-                             user + "'");
+      const auto err = E().value(
+          "SELECT subscriptions_error FROM entitlement_sync.user_status WHERE user_id = '" + user + "'");
       BOOST_TEST_REQUIRE(err.has_value());
       BOOST_TEST(!has_raw_control(*err), *err);
-      BOOST_TEST(count("SELECT count(*) FROM entitlement_sync.subscriptions WHERE user_id = '" + user + "'") == 0);
+      BOOST_TEST(E().count("SELECT count(*) FROM entitlement_sync.subscriptions WHERE user_id = '" + user +
+                           "'") == 0);
     }
   }
   const auto nul_err =
-      value("SELECT subscriptions_error FROM entitlement_sync.user_status WHERE user_id = '" + nul + "'");
+      E().value("SELECT subscriptions_error FROM entitlement_sync.user_status WHERE user_id = '" + nul + "'");
   BOOST_TEST(nul_err.value_or("").find("productId contains a NUL") != std::string::npos, nul_err.value_or(""));
   E().emu.control("DELETE", "/_emulator/faults");
 }

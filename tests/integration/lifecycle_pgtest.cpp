@@ -14,19 +14,19 @@
 using namespace esd::test;
 using namespace std::chrono_literals;
 
-
 BOOST_AUTO_TEST_CASE(sigterm_hands_back_a_sync_stuck_on_the_store) {
   environment env({}, "[sync]\nshutdown_timeout = 1s\n");
   env.emu.put_items("stuck", emulator_instance::make_items("s", 3));
-  env.emu.control("POST", "/_emulator/faults", R"({"path":"/v6.0/collections/query","count":1,"mode":"hang"})");
+  env.emu.add_fault(R"({"path":"/v6.0/collections/query","count":1,"mode":"hang"})");
   background_process daemon({daemon_paths::daemon_bin(), "--config", env.config.string(), "run"},
                             env.work.path() / "daemon.log");
   BOOST_TEST_REQUIRE(daemon.wait_for_log("info started"), daemon.log());
   env.upload("stuck", env.emu.mint_key("stuck"));
-  const auto deadline = std::chrono::steady_clock::now() + 20s;
-  while (query_count(env.pg.url(), "SELECT count(*) FROM entitlement_sync.key_uploads WHERE state = 'running'") == 0 &&
-         std::chrono::steady_clock::now() < deadline)
-    std::this_thread::sleep_for(20ms);
+  wait_for(
+      [&] {
+        return env.count("SELECT count(*) FROM entitlement_sync.key_uploads WHERE state = 'running'") > 0;
+      },
+      20s, 20ms);
   std::this_thread::sleep_for(200ms);  // the query is now hanging at the Store
   daemon.signal(SIGTERM);
   auto status = daemon.wait(20s);

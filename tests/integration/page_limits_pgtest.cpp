@@ -19,23 +19,15 @@ constexpr int good_items = 30;
 
 // A daemon that holds at most 4 MB of Store answers per page loop, and does not wait for retries in
 // `run --drain` (a transient failure stays pending with its reason).
-struct page_env {
-  page_env() : env({}, "[store]\nmax_collection_bytes = 4MB\n[sync]\ndrain_grace = 0s\n") { instance = this; }
-  ~page_env() { instance = nullptr; }
-  environment env;
-  static inline page_env* instance = nullptr;
+struct file_env : shared_environment {
+  file_env() : shared_environment("[store]\nmax_collection_bytes = 4MB\n[sync]\ndrain_grace = 0s\n") {}
 };
-
-environment& E() { return page_env::instance->env; }
-const std::string& url() { return E().pg.url(); }
-
-std::string quoted(const std::string& s) { return "'" + s + "'"; }
 
 void add_fault(const std::string& path, const std::string& user, const std::string& mode, int count,
                long long bytes = 0) {
   boost::json::object f{{"path", path}, {"mode", mode}, {"count", count}, {"userId", user}};
   if (bytes) f["bytes"] = bytes;
-  E().emu.control("POST", "/_emulator/faults", boost::json::serialize(f));
+  E().emu.add_fault(boost::json::serialize(f));
 }
 
 // Hits left of the fault aimed at this player (0 when it is used up and gone).
@@ -62,29 +54,32 @@ std::vector<std::string> good_players(const std::string& prefix, int n, bool pur
 void check_synced(const std::vector<std::string>& users) {
   for (const auto& user : users) {
     BOOST_TEST_CONTEXT(user) {
-      BOOST_TEST(query_count(url(), "SELECT count(*) FROM entitlement_sync.entitlements WHERE user_id = " +
-                                        quoted(user)) == good_items);
-      BOOST_TEST(!query_value(url(), "SELECT last_error FROM entitlement_sync.user_status WHERE user_id = " +
-                                         quoted(user)));
-      BOOST_TEST(query_count(url(), "SELECT count(*) FROM entitlement_sync.key_uploads WHERE state = 'done' "
-                                    "AND user_id = " + quoted(user)) == 1);
+      BOOST_TEST(E().count("SELECT count(*) FROM entitlement_sync.entitlements WHERE user_id = " +
+                           sql_quote(user)) == good_items);
+      BOOST_TEST(!E().value("SELECT last_error FROM entitlement_sync.user_status WHERE user_id = " +
+                            sql_quote(user)));
+      BOOST_TEST(E().count("SELECT count(*) FROM entitlement_sync.key_uploads WHERE state = 'done' "
+                           "AND user_id = " +
+                           sql_quote(user)) == 1);
     }
   }
 }
 
 std::string last_error(const std::string& user) {
-  return query_value(url(), "SELECT last_error FROM entitlement_sync.user_status WHERE user_id = " + quoted(user))
+  return E()
+      .value("SELECT last_error FROM entitlement_sync.user_status WHERE user_id = " + sql_quote(user))
       .value_or("(none)");
 }
 
 std::string event_state(const std::string& user) {
-  return query_value(url(), "SELECT state FROM entitlement_sync.key_uploads WHERE user_id = " + quoted(user))
+  return E()
+      .value("SELECT state FROM entitlement_sync.key_uploads WHERE user_id = " + sql_quote(user))
       .value_or("(none)");
 }
 
 }  // namespace
 
-BOOST_TEST_GLOBAL_FIXTURE(page_env);
+BOOST_TEST_GLOBAL_FIXTURE(file_env);
 
 BOOST_AUTO_TEST_CASE(a_collection_over_max_collection_bytes_fails_alone_with_what_to_raise) {
   const auto good = good_players("cap-good", 6);
@@ -104,16 +99,16 @@ BOOST_AUTO_TEST_CASE(a_collection_over_max_collection_bytes_fails_alone_with_wha
   const std::string reason = last_error(big);
   BOOST_TEST(reason.find("more than 4 MB after 3 pages") != std::string::npos, reason);
   BOOST_TEST(reason.find("raise [store] max_collection_bytes") != std::string::npos, reason);
-  BOOST_TEST(query_count(url(), "SELECT count(*) FROM entitlement_sync.entitlements WHERE user_id = " +
-                                    quoted(big)) == 0);
-  BOOST_TEST(query_count(url(), "SELECT count(*) FROM entitlement_sync.user_status WHERE user_id = " + quoted(big) +
-                                    " AND collections_key_expires_at IS NOT NULL") == 1);
+  BOOST_TEST(
+      E().count("SELECT count(*) FROM entitlement_sync.entitlements WHERE user_id = " + sql_quote(big)) == 0);
+  BOOST_TEST(E().count("SELECT count(*) FROM entitlement_sync.user_status WHERE user_id = " + sql_quote(big) +
+                       " AND collections_key_expires_at IS NOT NULL") == 1);
   BOOST_TEST(fault_hits_left(big) == 1);  // the fourth page was never asked for
 
   // Two such pages (3 MB) fit: the cap is on the whole read, and a big collection within it is synced.
   BOOST_TEST(event_state(fits) == "done", last_error(fits));
-  BOOST_TEST(query_count(url(), "SELECT count(*) FROM entitlement_sync.entitlements WHERE user_id = " +
-                                    quoted(fits)) > 2000);
+  BOOST_TEST(E().count("SELECT count(*) FROM entitlement_sync.entitlements WHERE user_id = " +
+                       sql_quote(fits)) > 2000);
 }
 
 BOOST_AUTO_TEST_CASE(a_continuation_cycle_in_the_collection_ends_the_sync_at_the_first_repeat) {
@@ -134,8 +129,8 @@ BOOST_AUTO_TEST_CASE(a_continuation_cycle_in_the_collection_ends_the_sync_at_the
   BOOST_TEST(reason.find("the collection: the Store led back to a page it had already given") != std::string::npos,
              reason);
   BOOST_TEST(reason.find("emulator-cycle") == std::string::npos, reason);  // tokens are not echoed
-  BOOST_TEST(query_count(url(), "SELECT count(*) FROM entitlement_sync.user_status WHERE user_id = " +
-                                    quoted(looping) + " AND collections_key_expires_at IS NOT NULL") == 1);
+  BOOST_TEST(E().count("SELECT count(*) FROM entitlement_sync.user_status WHERE user_id = " +
+                       sql_quote(looping) + " AND collections_key_expires_at IS NOT NULL") == 1);
 }
 
 BOOST_AUTO_TEST_CASE(subscription_pages_over_the_cap_or_in_a_cycle_fail_the_read_not_the_sync) {
@@ -152,14 +147,15 @@ BOOST_AUTO_TEST_CASE(subscription_pages_over_the_cap_or_in_a_cycle_fail_the_read
   BOOST_TEST_REQUIRE(r.exit_code == 0, r.output);
   check_synced(good);
   for (const auto& user : good)
-    BOOST_TEST(!query_value(url(), "SELECT subscriptions_error FROM entitlement_sync.user_status WHERE user_id = " +
-                                       quoted(user)));
+    BOOST_TEST(!E().value("SELECT subscriptions_error FROM entitlement_sync.user_status WHERE user_id = " +
+                          sql_quote(user)));
 
   // The entitlements are synced either way; the subscriptions read records why it stopped.
   check_synced({looping, big});
   const auto subs_error = [](const std::string& user) {
-    return query_value(url(), "SELECT subscriptions_error FROM entitlement_sync.user_status WHERE user_id = " +
-                                  quoted(user))
+    return E()
+        .value("SELECT subscriptions_error FROM entitlement_sync.user_status WHERE user_id = " +
+               sql_quote(user))
         .value_or("(none)");
   };
   BOOST_TEST(fault_hits_left(looping) == 47);

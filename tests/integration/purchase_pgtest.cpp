@@ -19,59 +19,38 @@ using namespace std::chrono_literals;
 namespace {
 
 // Short backoff so retries come within one drain; a short lease for the crash test.
-struct shared_env {
-  shared_env()
-      : env({}, "[sync]\nretry_base = 1s\nretry_cap = 2s\nmax_attempts = 3\nlease = 5s\ndrain_grace = 20s\n") {
-    instance = &env;
-    env.emu.control("PUT", "/_emulator/catalog", R"([
+struct file_env : shared_environment {
+  file_env()
+      : shared_environment(
+            "[sync]\nretry_base = 1s\nretry_cap = 2s\nmax_attempts = 3\nlease = 5s\ndrain_grace = 20s\n") {
+    E().emu.put_catalog(R"([
       {"productId":"9NFREEGIFT01","skuId":"0010","availabilityId":"9AVAILGIFT01","productType":"Durable","title":"Login reward"},
       {"productId":"9NFREEGEMS01","skuId":"0010","availabilityId":"9AVAILGEMS01","productType":"UnmanagedConsumable","title":"Gems"}
     ])");
   }
-  environment env;
-  static environment* instance;
 };
-environment* shared_env::instance = nullptr;
-BOOST_TEST_GLOBAL_FIXTURE(shared_env);
-
-environment& E() { return *shared_env::instance; }
-
-long long count(const std::string& sql) { return query_count(E().pg.url(), sql); }
-std::optional<std::string> value(const std::string& sql) { return query_value(E().pg.url(), sql); }
-std::string q(const std::string& s) { return "'" + s + "'"; }
-
-void drain_ok() {
-  auto r = E().drain();
-  BOOST_TEST_REQUIRE(r.exit_code == 0, "drain failed: " << r.output);
-}
+BOOST_TEST_GLOBAL_FIXTURE(file_env);
 
 // A player with both keys uploaded (and a first sync done).
 void player_with_keys(const std::string& user, const std::string& items_json = "[]") {
   E().emu.put_items(user, items_json);
   E().upload(user, E().emu.mint_key(user, "collections"), E().emu.mint_key(user, "purchase"));
-  drain_ok();
+  E().drain_ok();
 }
 
 long long grant_request(const std::string& user, const std::string& product, const std::string& availability) {
-  return std::stoll(*value("INSERT INTO entitlement_sync.grant_requests (user_id, product_id, sku_id, availability_id) "
-                           "VALUES (" + q(user) + ", " + q(product) + ", '0010', " + q(availability) +
-                           ") RETURNING request_id"));
+  return std::stoll(
+      *E().value("INSERT INTO entitlement_sync.grant_requests (user_id, product_id, sku_id, availability_id) "
+                 "VALUES (" +
+                 sql_quote(user) + ", " + sql_quote(product) + ", '0010', " + sql_quote(availability) +
+                 ") RETURNING request_id"));
 }
 
 std::string grant_field(long long id, const std::string& column) {
-  return value("SELECT " + column + "::text FROM entitlement_sync.grant_requests WHERE request_id = " +
-               std::to_string(id)).value_or("(null)");
-}
-
-void add_fault(const std::string& json) { E().emu.control("POST", "/_emulator/faults", json); }
-
-bool wait_until(const std::function<bool()>& done, std::chrono::milliseconds timeout) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (!done()) {
-    if (std::chrono::steady_clock::now() > deadline) return done();
-    std::this_thread::sleep_for(50ms);
-  }
-  return true;
+  return E()
+      .value("SELECT " + column +
+             "::text FROM entitlement_sync.grant_requests WHERE request_id = " + std::to_string(id))
+      .value_or("(null)");
 }
 
 }  // namespace
@@ -83,7 +62,7 @@ BOOST_AUTO_TEST_CASE(a_grant_shows_up_in_entitlements) {
   const auto id = grant_request(user, "9NFREEGIFT01", "9AVAILGIFT01");
   const auto order_id = grant_field(id, "order_id");
   BOOST_TEST(order_id.size() == 36u);
-  drain_ok();
+  E().drain_ok();
   BOOST_TEST(grant_field(id, "state") == "done");
   BOOST_TEST(grant_field(id, "order_state") == "Purchased");
   BOOST_TEST(grant_field(id, "error") == "(null)");
@@ -91,8 +70,8 @@ BOOST_AUTO_TEST_CASE(a_grant_shows_up_in_entitlements) {
   BOOST_TEST(grant_field(id, "attempts") == "1");
   BOOST_TEST(grant_field(id, "order_id") == order_id);
   BOOST_TEST(E().emu.stat("grantsPerformed") == performed + 1);
-  BOOST_TEST(count("SELECT count(*) FROM entitlement_sync.entitlements WHERE user_id = " + q(user) +
-                   " AND product_id = '9NFREEGIFT01' AND status = 'Active'") == 1);
+  BOOST_TEST(E().count("SELECT count(*) FROM entitlement_sync.entitlements WHERE user_id = " +
+                       sql_quote(user) + " AND product_id = '9NFREEGIFT01' AND status = 'Active'") == 1);
   // The order id is the Store's idempotency key: it cannot change.
   auto r = run_process({"psql", "-X", "-v", "ON_ERROR_STOP=1", E().pg.url(), "-c",
                         "UPDATE entitlement_sync.grant_requests SET order_id = gen_random_uuid() WHERE request_id = " +
@@ -109,9 +88,10 @@ BOOST_AUTO_TEST_CASE(a_grant_whose_answer_is_lost_is_granted_once) {
   const auto replays = E().emu.stat("grantReplays");
   const auto requests = E().emu.stat("grantRequests");
   // The Store performs the grant, then the connection drops before the answer.
-  add_fault(R"({"path":"/v6.0/purchases/grant","count":1,"mode":"drop_after","userId":")" + user + R"("})");
+  E().emu.add_fault(R"({"path":"/v6.0/purchases/grant","count":1,"mode":"drop_after","userId":")" + user +
+                    R"("})");
   const auto id = grant_request(user, "9NFREEGEMS01", "9AVAILGEMS01");
-  drain_ok();
+  E().drain_ok();
   BOOST_TEST(grant_field(id, "state") == "done");
   // Sent at least twice (the HTTP client may resend on the dropped connection within one attempt, or the
   // attempt ends and a retry follows): performed once, the rest answered from the stored order.
@@ -119,8 +99,9 @@ BOOST_AUTO_TEST_CASE(a_grant_whose_answer_is_lost_is_granted_once) {
   BOOST_TEST(std::stoi(grant_field(id, "attempts")) <= 2);
   BOOST_TEST(E().emu.stat("grantsPerformed") == performed + 1);
   BOOST_TEST(E().emu.stat("grantReplays") >= replays + 1);
-  BOOST_TEST((value("SELECT quantity::text FROM entitlement_sync.entitlements WHERE user_id = " + q(user) +
-                   " AND product_id = '9NFREEGEMS01'") == std::optional<std::string>("1")));
+  BOOST_TEST(
+      (E().value("SELECT quantity::text FROM entitlement_sync.entitlements WHERE user_id = " +
+                 sql_quote(user) + " AND product_id = '9NFREEGEMS01'") == std::optional<std::string>("1")));
 }
 
 BOOST_AUTO_TEST_CASE(grants_that_cannot_succeed_end_failed_with_a_clear_error) {
@@ -128,7 +109,7 @@ BOOST_AUTO_TEST_CASE(grants_that_cannot_succeed_end_failed_with_a_clear_error) {
   const std::string nokey = "grant-no-purchase-key";
   E().emu.put_items(nokey, "[]");
   E().upload(nokey, E().emu.mint_key(nokey, "collections"));
-  drain_ok();
+  E().drain_ok();
   const auto a = grant_request(nokey, "9NFREEGIFT01", "9AVAILGIFT01");
   // An availability the Store does not know: 400 InvalidParameter, not retried.
   const std::string user = "grant-bad-availability";
@@ -140,7 +121,7 @@ BOOST_AUTO_TEST_CASE(grants_that_cannot_succeed_end_failed_with_a_clear_error) {
   emulator_instance other;
   E().upload(dead, E().emu.mint_key(dead, "collections"), other.mint_key(dead, "purchase"));
   const auto c = grant_request(dead, "9NFREEGIFT01", "9AVAILGIFT01");
-  drain_ok();
+  E().drain_ok();
 
   BOOST_TEST(grant_field(a, "state") == "failed");
   BOOST_TEST(grant_field(a, "error").find("no purchase key is stored") != std::string::npos, grant_field(a, "error"));
@@ -150,11 +131,12 @@ BOOST_AUTO_TEST_CASE(grants_that_cannot_succeed_end_failed_with_a_clear_error) {
   BOOST_TEST(grant_field(c, "state") == "failed");
   BOOST_TEST(grant_field(c, "attempts") == "1");
   BOOST_TEST(grant_field(c, "error").find("AuthenticationTokenInvalid") != std::string::npos, grant_field(c, "error"));
-  BOOST_TEST(count("SELECT count(*) FROM entitlement_sync.user_keys WHERE user_id = " + q(dead) +
-                   " AND purchase_key_dead_at IS NOT NULL AND collections_key_dead_at IS NULL") == 1);
+  BOOST_TEST(E().count("SELECT count(*) FROM entitlement_sync.user_keys WHERE user_id = " + sql_quote(dead) +
+                       " AND purchase_key_dead_at IS NOT NULL AND collections_key_dead_at IS NULL") == 1);
   // The players' collections still synced.
-  BOOST_TEST(count("SELECT count(*) FROM entitlement_sync.user_status WHERE user_id IN (" + q(nokey) + ", " + q(user) +
-                   ") AND last_error IS NULL AND last_synced_at IS NOT NULL") == 2);
+  BOOST_TEST(E().count("SELECT count(*) FROM entitlement_sync.user_status WHERE user_id IN (" +
+                       sql_quote(nokey) + ", " + sql_quote(user) +
+                       ") AND last_error IS NULL AND last_synced_at IS NOT NULL") == 2);
 }
 
 BOOST_AUTO_TEST_CASE(subscriptions_in_each_state_with_paging_and_disappearance) {
@@ -173,11 +155,13 @@ BOOST_AUTO_TEST_CASE(subscriptions_in_each_state_with_paging_and_disappearance) 
   player_with_keys(user);
   // Five subscriptions at two per page: three pages.
   BOOST_TEST(E().emu.stat("requestsByPath", "/v8.0/b2b/recurrences/query") == pages_before + 3);
-  BOOST_TEST(count("SELECT count(*) FROM entitlement_sync.subscriptions WHERE user_id = " + q(user) +
-                   " AND gone_at IS NULL") == 5);
+  BOOST_TEST(E().count("SELECT count(*) FROM entitlement_sync.subscriptions WHERE user_id = " +
+                       sql_quote(user) + " AND gone_at IS NULL") == 5);
   auto row = [&](const std::string& id, const std::string& col) {
-    return value("SELECT " + col + "::text FROM entitlement_sync.subscriptions WHERE user_id = " + q(user) +
-                 " AND recurrence_id = " + q(id)).value_or("(null)");
+    return E()
+        .value("SELECT " + col + "::text FROM entitlement_sync.subscriptions WHERE user_id = " +
+               sql_quote(user) + " AND recurrence_id = " + sql_quote(id))
+        .value_or("(null)");
   };
   BOOST_TEST(row("mdr:0:aaaa:1", "state") == "Active");
   BOOST_TEST(row("mdr:0:aaaa:1", "auto_renew") == "true");
@@ -192,8 +176,9 @@ BOOST_AUTO_TEST_CASE(subscriptions_in_each_state_with_paging_and_disappearance) 
   BOOST_TEST(row("mdr:0:aaaa:4", "state") == "Inactive");
   BOOST_TEST(row("mdr:0:aaaa:5", "state") == "InDunning");
   BOOST_TEST(row("mdr:0:aaaa:1", "last_modified") != "(null)");
-  BOOST_TEST(count("SELECT count(*) FROM entitlement_sync.user_status WHERE user_id = " + q(user) +
-                   " AND subscriptions_synced_at IS NOT NULL AND subscriptions_error IS NULL") == 1);
+  BOOST_TEST(
+      E().count("SELECT count(*) FROM entitlement_sync.user_status WHERE user_id = " + sql_quote(user) +
+                " AND subscriptions_synced_at IS NOT NULL AND subscriptions_error IS NULL") == 1);
 
   // One goes away, one changes: the gone one is marked, not deleted and not silently kept.
   E().emu.control("PUT", "/_emulator/players/" + user + "/subscriptions", R"([
@@ -204,30 +189,33 @@ BOOST_AUTO_TEST_CASE(subscriptions_in_each_state_with_paging_and_disappearance) 
     {"id":"mdr:0:aaaa:5","productId":"CFQ7TTC0HC92","skuId":"0001","recurrenceState":"InDunning"}
   ])");
   E().exec_sql_resync(user);
-  drain_ok();
+  E().drain_ok();
   BOOST_TEST(row("mdr:0:aaaa:1", "state") == "Canceled");
   BOOST_TEST(row("mdr:0:aaaa:1", "cancellation_date") == "2026-11-20 00:00:00+00");
   BOOST_TEST(row("mdr:0:aaaa:4", "gone_at") != "(null)");
   BOOST_TEST(row("mdr:0:aaaa:4", "state") == "Inactive");  // kept as last seen
-  BOOST_TEST(count("SELECT count(*) FROM entitlement_sync.subscriptions WHERE user_id = " + q(user) +
-                   " AND gone_at IS NULL") == 4);
+  BOOST_TEST(E().count("SELECT count(*) FROM entitlement_sync.subscriptions WHERE user_id = " +
+                       sql_quote(user) + " AND gone_at IS NULL") == 4);
 }
 
 BOOST_AUTO_TEST_CASE(a_persistent_500_for_subscriptions_is_not_retried_forever) {
   const std::string user = "subs-always-500";
   E().emu.put_items(user, emulator_instance::make_items("s500", 2));
-  add_fault(R"({"path":"/v8.0/b2b/recurrences/query","count":1000,"status":500,"userId":")" + user + R"("})");
+  E().emu.add_fault(R"({"path":"/v8.0/b2b/recurrences/query","count":1000,"status":500,"userId":")" + user +
+                    R"("})");
   const auto before = E().emu.stat("requestsByPath", "/v8.0/b2b/recurrences/query");
   E().upload(user, E().emu.mint_key(user, "collections"), E().emu.mint_key(user, "purchase"));
-  drain_ok();
+  E().drain_ok();
   // max_attempts = 3 reads in a row, then no more until the next sync of the player.
   BOOST_TEST(E().emu.stat("requestsByPath", "/v8.0/b2b/recurrences/query") == before + 3);
-  BOOST_TEST(count("SELECT count(*) FROM entitlement_sync.entitlements WHERE user_id = " + q(user)) == 2);
-  auto err = value("SELECT subscriptions_error FROM entitlement_sync.user_status WHERE user_id = " + q(user));
+  BOOST_TEST(E().count("SELECT count(*) FROM entitlement_sync.entitlements WHERE user_id = " +
+                       sql_quote(user)) == 2);
+  auto err = E().value("SELECT subscriptions_error FROM entitlement_sync.user_status WHERE user_id = " +
+                       sql_quote(user));
   BOOST_TEST_REQUIRE(err.has_value());
   BOOST_TEST(err->find("HTTP 500") != std::string::npos, *err);
-  BOOST_TEST(count("SELECT count(*) FROM entitlement_sync.user_status WHERE user_id = " + q(user) +
-                   " AND last_error IS NULL AND pending = 0") == 1);
+  BOOST_TEST(E().count("SELECT count(*) FROM entitlement_sync.user_status WHERE user_id = " +
+                       sql_quote(user) + " AND last_error IS NULL AND pending = 0") == 1);
   E().emu.control("DELETE", "/_emulator/faults");
 }
 
@@ -235,62 +223,71 @@ BOOST_AUTO_TEST_CASE(a_consume_replayed_after_a_crash_is_counted_once) {
   const std::string user = "consume-crash";
   player_with_keys(user, R"([{"itemId":"gems-item-1","productId":"9NFREEGEMS01","skuId":"0010",
                               "productType":"UnmanagedConsumable","status":"Active","quantity":1}])");
-  BOOST_TEST_REQUIRE(count("SELECT count(*) FROM entitlement_sync.entitlements WHERE user_id = " + q(user) +
-                           " AND item_id = 'gems-item-1' AND quantity = 1") == 1);
+  BOOST_TEST_REQUIRE(E().count("SELECT count(*) FROM entitlement_sync.entitlements WHERE user_id = " +
+                               sql_quote(user) + " AND item_id = 'gems-item-1' AND quantity = 1") == 1);
   const auto performed = E().emu.stat("consumesPerformed");
   const auto replays = E().emu.stat("consumeReplays");
-  const auto id = std::stoll(*value("INSERT INTO entitlement_sync.consume_requests (user_id, product_id) VALUES (" +
-                                    q(user) + ", '9NFREEGEMS01') RETURNING request_id"));
-  const std::string tracking = *value("SELECT tracking_id::text FROM entitlement_sync.consume_requests WHERE request_id = " +
-                                      std::to_string(id));
+  const auto id =
+      std::stoll(*E().value("INSERT INTO entitlement_sync.consume_requests (user_id, product_id) VALUES (" +
+                            sql_quote(user) + ", '9NFREEGEMS01') RETURNING request_id"));
+  const std::string tracking =
+      *E().value("SELECT tracking_id::text FROM entitlement_sync.consume_requests WHERE request_id = " +
+                 std::to_string(id));
 
   // The Store acts at once but answers late: kill the daemon in between, once the Store has consumed.
   E().emu.control("POST", "/_emulator/settings", R"({"latencyMs":3000})");
   auto daemon = start_daemon(E().config, E().work.path() / "consume-crash.log");
-  const bool consumed = wait_until([&] { return E().emu.stat("consumesPerformed") == performed + 1; }, 30s);
+  const bool consumed = wait_for([&] { return E().emu.stat("consumesPerformed") == performed + 1; }, 30s);
   daemon->signal(SIGKILL);
   daemon->wait(10s);
   E().emu.control("POST", "/_emulator/settings", R"({"latencyMs":0})");
   BOOST_TEST_REQUIRE(consumed);
-  BOOST_TEST((value("SELECT state FROM entitlement_sync.consume_requests WHERE request_id = " + std::to_string(id)) ==
-              std::optional<std::string>("pending")));
-  BOOST_TEST(count("SELECT count(*) FROM entitlement_sync.key_uploads WHERE user_id = " + q(user) +
-                   " AND state = 'running'") == 1);
+  BOOST_TEST((E().value("SELECT state FROM entitlement_sync.consume_requests WHERE request_id = " +
+                        std::to_string(id)) == std::optional<std::string>("pending")));
+  BOOST_TEST(E().count("SELECT count(*) FROM entitlement_sync.key_uploads WHERE user_id = " +
+                       sql_quote(user) + " AND state = 'running'") == 1);
   std::this_thread::sleep_for(5500ms);  // [sync] lease
 
   // A new daemon takes the player up after the lease; the same tracking id is sent again.
-  drain_ok();
-  BOOST_TEST((value("SELECT state FROM entitlement_sync.consume_requests WHERE request_id = " + std::to_string(id)) ==
-             std::optional<std::string>("done")));
-  BOOST_TEST((value("SELECT tracking_id::text FROM entitlement_sync.consume_requests WHERE request_id = " +
-                   std::to_string(id)) == std::optional<std::string>(tracking)));
-  BOOST_TEST((value("SELECT consumed_item_id FROM entitlement_sync.consume_requests WHERE request_id = " +
-                   std::to_string(id)) == std::optional<std::string>("gems-item-1")));
+  E().drain_ok();
+  BOOST_TEST((E().value("SELECT state FROM entitlement_sync.consume_requests WHERE request_id = " +
+                        std::to_string(id)) == std::optional<std::string>("done")));
+  BOOST_TEST(
+      (E().value("SELECT tracking_id::text FROM entitlement_sync.consume_requests WHERE request_id = " +
+                 std::to_string(id)) == std::optional<std::string>(tracking)));
+  BOOST_TEST((E().value("SELECT consumed_item_id FROM entitlement_sync.consume_requests WHERE request_id = " +
+                        std::to_string(id)) == std::optional<std::string>("gems-item-1")));
   BOOST_TEST(E().emu.stat("consumesPerformed") == performed + 1);
   BOOST_TEST(E().emu.stat("consumeReplays") >= replays + 1);
   // The entitlement row shows the fulfilled consumable.
-  BOOST_TEST((value("SELECT quantity::text FROM entitlement_sync.entitlements WHERE user_id = " + q(user) +
-                   " AND item_id = 'gems-item-1'") == std::optional<std::string>("0")));
+  BOOST_TEST(
+      (E().value("SELECT quantity::text FROM entitlement_sync.entitlements WHERE user_id = " +
+                 sql_quote(user) + " AND item_id = 'gems-item-1'") == std::optional<std::string>("0")));
 }
 
 BOOST_AUTO_TEST_CASE(a_consume_of_something_not_owned_fails_and_others_go_on) {
   const std::string user = "consume-not-owned";
   player_with_keys(user, R"([{"itemId":"gems-item-2","productId":"9NFREEGEMS01","skuId":"0010",
                               "productType":"UnmanagedConsumable","status":"Active","quantity":1}])");
-  const auto bad = std::stoll(*value("INSERT INTO entitlement_sync.consume_requests (user_id, product_id) VALUES (" +
-                                     q(user) + ", '9NNOTOWNED01') RETURNING request_id"));
-  const auto good = std::stoll(*value("INSERT INTO entitlement_sync.consume_requests (user_id, item_id) VALUES (" +
-                                      q(user) + ", 'gems-item-2') RETURNING request_id"));
-  drain_ok();
+  const auto bad =
+      std::stoll(*E().value("INSERT INTO entitlement_sync.consume_requests (user_id, product_id) VALUES (" +
+                            sql_quote(user) + ", '9NNOTOWNED01') RETURNING request_id"));
+  const auto good =
+      std::stoll(*E().value("INSERT INTO entitlement_sync.consume_requests (user_id, item_id) VALUES (" +
+                            sql_quote(user) + ", 'gems-item-2') RETURNING request_id"));
+  E().drain_ok();
   auto state = [](long long id) {
-    return *value("SELECT state || ': ' || coalesce(error, '') FROM entitlement_sync.consume_requests WHERE request_id = " +
-                  std::to_string(id));
+    return *E().value(
+        "SELECT state || ': ' || coalesce(error, '') FROM entitlement_sync.consume_requests WHERE request_id "
+        "= " +
+        std::to_string(id));
   };
   BOOST_TEST(state(bad).rfind("failed: ", 0) == 0u, state(bad));
   BOOST_TEST(state(bad).find("9NNOTOWNED01") != std::string::npos, state(bad));
   BOOST_TEST(state(good) == "done: ", state(good));
-  BOOST_TEST(count("SELECT count(*) FROM entitlement_sync.user_status WHERE user_id = " + q(user) +
-                   " AND consumes_pending = 0 AND grants_pending = 0 AND last_error IS NULL") == 1);
+  BOOST_TEST(
+      E().count("SELECT count(*) FROM entitlement_sync.user_status WHERE user_id = " + sql_quote(user) +
+                " AND consumes_pending = 0 AND grants_pending = 0 AND last_error IS NULL") == 1);
 }
 
 BOOST_AUTO_TEST_CASE(subscriptions_off_reads_none) {
@@ -305,8 +302,11 @@ BOOST_AUTO_TEST_CASE(subscriptions_off_reads_none) {
   auto r = run_daemon(config, {"run", "--drain"});
   BOOST_TEST_REQUIRE(r.exit_code == 0, r.output);
   BOOST_TEST(E().emu.stat("recurrenceQueries") == before);
-  BOOST_TEST(count("SELECT count(*) FROM entitlement_sync.entitlements WHERE user_id = " + q(user)) == 2);
-  BOOST_TEST(count("SELECT count(*) FROM entitlement_sync.subscriptions WHERE user_id = " + q(user)) == 0);
-  BOOST_TEST(count("SELECT count(*) FROM entitlement_sync.user_status WHERE user_id = " + q(user) +
-                   " AND subscriptions_synced_at IS NULL AND subscriptions_error IS NULL") == 1);
+  BOOST_TEST(E().count("SELECT count(*) FROM entitlement_sync.entitlements WHERE user_id = " +
+                       sql_quote(user)) == 2);
+  BOOST_TEST(E().count("SELECT count(*) FROM entitlement_sync.subscriptions WHERE user_id = " +
+                       sql_quote(user)) == 0);
+  BOOST_TEST(
+      E().count("SELECT count(*) FROM entitlement_sync.user_status WHERE user_id = " + sql_quote(user) +
+                " AND subscriptions_synced_at IS NULL AND subscriptions_error IS NULL") == 1);
 }

@@ -26,61 +26,6 @@ namespace {
 
 using steady = std::chrono::steady_clock;
 
-// Polls until done() or the timeout; returns done().
-bool wait_until(const std::function<bool()>& done, std::chrono::milliseconds timeout,
-                std::chrono::milliseconds every = 100ms) {
-  const auto deadline = steady::now() + timeout;
-  while (!done()) {
-    if (steady::now() > deadline) return done();
-    std::this_thread::sleep_for(every);
-  }
-  return true;
-}
-
-double seconds_since(steady::time_point t) { return std::chrono::duration<double>(steady::now() - t).count(); }
-
-std::string quoted(const std::string& s) { return "'" + s + "'"; }
-
-// The "sync ..." lines of a daemon's log (README: user=, first_event=, events=, outcome=).
-struct sync_line {
-  std::string user, outcome;
-  long long events = 0;
-};
-
-std::string field(const std::string& line, const std::string& name) {
-  const auto at = line.find(" " + name + "=");
-  if (at == std::string::npos) return {};
-  const auto from = at + name.size() + 2;
-  return line.substr(from, line.find(' ', from) - from);
-}
-
-std::vector<sync_line> sync_lines(const std::string& log, const std::string& user) {
-  std::vector<sync_line> out;
-  std::istringstream in(log);
-  std::string line;
-  while (std::getline(in, line)) {
-    const auto space = line.find(' ');
-    if (space == std::string::npos || line.compare(space, 6, " sync ") != 0) continue;
-    if (field(line, "user") != user) continue;
-    sync_line s;
-    s.user = user;
-    s.outcome = field(line, "outcome");
-    const auto events = field(line, "events");
-    if (!events.empty()) s.events = std::stoll(events);
-    out.push_back(std::move(s));
-  }
-  return out;
-}
-
-// SIGTERM, then a clean exit within the timeout.
-void stop_cleanly(background_process& daemon, const std::string& name) {
-  BOOST_TEST_REQUIRE(daemon.running(), name << " is no longer running: " << daemon.log());
-  daemon.signal(SIGTERM);
-  const auto status = daemon.wait(30s);
-  BOOST_TEST_REQUIRE(status.has_value(), name << " did not stop on SIGTERM");
-  BOOST_TEST(*status == 0, name << " exited " << *status << ": " << daemon.log());
-}
-
 // Collects the NOTICEs (and warnings) PostgreSQL sends on one connection.
 class notice_collector : public pqxx::errorhandler {
  public:
@@ -166,25 +111,24 @@ std::unique_ptr<background_process> launch(const std::string& name, const std::s
 
 std::string owner_pattern(const background_process& d) { return "'%:" + std::to_string(d.pid()) + ":%'"; }
 
-long long count_of(const std::string& sql) { return query_count(url(), sql); }
-
 long long events_of(const std::string& user, const std::string& state) {
-  return count_of("SELECT count(*) FROM entitlement_sync.key_uploads WHERE user_id = " + quoted(user) +
-                  " AND state = " + quoted(state));
+  return Q().env->count("SELECT count(*) FROM entitlement_sync.key_uploads WHERE user_id = " +
+                        sql_quote(user) + " AND state = " + sql_quote(state));
 }
 
 long long open_events_like(const std::string& pattern) {
-  return count_of("SELECT count(*) FROM entitlement_sync.key_uploads WHERE user_id LIKE " + quoted(pattern) +
-                  " AND state IN ('pending', 'running')");
+  return Q().env->count("SELECT count(*) FROM entitlement_sync.key_uploads WHERE user_id LIKE " +
+                        sql_quote(pattern) + " AND state IN ('pending', 'running')");
 }
 
 // Waits until the player has `done` events done and none open.
 bool wait_done(const std::string& user, long long done, std::chrono::milliseconds timeout) {
-  return wait_until(
+  return wait_for(
       [&] {
-        return count_of("SELECT (count(*) FILTER (WHERE state = 'done') = " + std::to_string(done) +
-                        " AND count(*) FILTER (WHERE state IN ('pending', 'running')) = 0)::int "
-                        "FROM entitlement_sync.key_uploads WHERE user_id = " + quoted(user)) == 1;
+        return Q().env->count("SELECT (count(*) FILTER (WHERE state = 'done') = " + std::to_string(done) +
+                              " AND count(*) FILTER (WHERE state IN ('pending', 'running')) = 0)::int "
+                              "FROM entitlement_sync.key_uploads WHERE user_id = " +
+                              sql_quote(user)) == 1;
       },
       timeout, 50ms);
 }
@@ -194,8 +138,8 @@ std::string queue_of(const std::string& user) {
   pqxx::nontransaction tx(c);
   std::ostringstream s;
   for (const auto& row : tx.exec("SELECT event_id, kind, state, attempts, claimed_by, last_error "
-                                 "FROM entitlement_sync.key_uploads WHERE user_id = " + quoted(user) +
-                                 " ORDER BY event_id"))
+                                 "FROM entitlement_sync.key_uploads WHERE user_id = " +
+                                 sql_quote(user) + " ORDER BY event_id"))
     s << "[" << row[0].c_str() << " " << row[1].c_str() << " " << row[2].c_str() << " attempts=" << row[3].c_str()
       << " by=" << row[4].c_str() << " " << row[5].c_str() << "] ";
   return s.str();
@@ -229,8 +173,9 @@ BOOST_AUTO_TEST_CASE(request_resync_of_many_players_queues_the_known_ones_and_na
   // The trigger registers a player at their first upload.
   exec_sql(url(), "INSERT INTO entitlement_sync.key_uploads (user_id) VALUES ('rs-a'), ('rs-b'), ('rs-c')");
   const auto resyncs = [](const std::string& user, bool full) {
-    return count_of("SELECT count(*) FROM entitlement_sync.key_uploads WHERE kind = 'resync' AND user_id = " +
-                    quoted(user) + " AND full_sync = " + (full ? "true" : "false") + " AND state = 'pending'");
+    return Q().env->count(
+        "SELECT count(*) FROM entitlement_sync.key_uploads WHERE kind = 'resync' AND user_id = " +
+        sql_quote(user) + " AND full_sync = " + (full ? "true" : "false") + " AND state = 'pending'");
   };
 
   pqxx::connection c(url());
@@ -248,8 +193,8 @@ BOOST_AUTO_TEST_CASE(request_resync_of_many_players_queues_the_known_ones_and_na
   BOOST_TEST(resyncs("rs-a", false) == 1);
   BOOST_TEST(resyncs("rs-b", false) == 1);
   BOOST_TEST(resyncs("rs-c", false) == 0);
-  BOOST_TEST(count_of("SELECT count(*) FROM entitlement_sync.key_uploads WHERE user_id = 'nope'") == 0);
-  BOOST_TEST(count_of("SELECT count(*) FROM entitlement_sync.users WHERE user_id = 'nope'") == 0,
+  BOOST_TEST(Q().env->count("SELECT count(*) FROM entitlement_sync.key_uploads WHERE user_id = 'nope'") == 0);
+  BOOST_TEST(Q().env->count("SELECT count(*) FROM entitlement_sync.users WHERE user_id = 'nope'") == 0,
              "an unknown player must not become known by a resync request");
   BOOST_TEST_REQUIRE(notices.messages.size() == 1u, notices.all());
   BOOST_TEST(notices.messages[0].find("NOTICE") != std::string::npos, notices.all());
@@ -269,12 +214,13 @@ BOOST_AUTO_TEST_CASE(request_resync_of_many_players_queues_the_known_ones_and_na
 
   // The single-player form is unchanged: it returns the queued event's id and raises for an unknown player.
   const long long id = call("SELECT entitlement_sync.request_resync('rs-b')");
-  BOOST_TEST(count_of("SELECT count(*) FROM entitlement_sync.key_uploads WHERE event_id = " + std::to_string(id) +
-                      " AND user_id = 'rs-b' AND kind = 'resync' AND NOT full_sync AND state = 'pending'") == 1);
+  BOOST_TEST(Q().env->count(
+                 "SELECT count(*) FROM entitlement_sync.key_uploads WHERE event_id = " + std::to_string(id) +
+                 " AND user_id = 'rs-b' AND kind = 'resync' AND NOT full_sync AND state = 'pending'") == 1);
   const long long full_id = call("SELECT entitlement_sync.request_resync('rs-b', true)");
   BOOST_TEST(full_id > id);
-  BOOST_TEST(count_of("SELECT count(*) FROM entitlement_sync.key_uploads WHERE event_id = " +
-                      std::to_string(full_id) + " AND full_sync") == 1);
+  BOOST_TEST(Q().env->count("SELECT count(*) FROM entitlement_sync.key_uploads WHERE event_id = " +
+                            std::to_string(full_id) + " AND full_sync") == 1);
   try {
     call("SELECT entitlement_sync.request_resync('nope')");
     BOOST_ERROR("request_resync('nope') did not raise");
@@ -340,13 +286,14 @@ BOOST_AUTO_TEST_CASE(fifty_uploads_within_a_second_are_at_most_two_syncs_and_the
   BOOST_TEST(events == 50, "the syncs' events= add up to every upload");
   BOOST_TEST(events_of(user, "done") == 50);
 
-  const auto stored = query_value(url(), "SELECT collections_key FROM entitlement_sync.user_keys WHERE user_id = " +
-                                             quoted(user));
+  const auto stored = query_value(
+      url(), "SELECT collections_key FROM entitlement_sync.user_keys WHERE user_id = " + sql_quote(user));
   BOOST_TEST_REQUIRE(stored.has_value());
   const auto at = std::find(keys.begin(), keys.end(), *stored);
   BOOST_TEST((at != keys.end()), "the stored key is none of the uploaded ones");
   BOOST_TEST((at - keys.begin()) == 49, "the stored key is upload #" << (at - keys.begin()) << ", not the newest");
-  BOOST_TEST(count_of("SELECT count(*) FROM entitlement_sync.entitlements WHERE user_id = 'coal'") == 5);
+  BOOST_TEST(Q().env->count("SELECT count(*) FROM entitlement_sync.entitlements WHERE user_id = 'coal'") ==
+             5);
   BOOST_TEST(emu().stat("userOverlaps") == 0);
   stop_cleanly(*daemon, "the daemon");
 }
@@ -363,11 +310,12 @@ BOOST_AUTO_TEST_CASE(a_resync_requested_while_the_player_is_syncing_runs_once_af
   Q().env->upload(user, key);
   // The resync comes while the first sync's collections query is at the Store: a second sync started now
   // would overlap it there.
-  BOOST_TEST_REQUIRE(wait_until([&] { return stat_of_user("queriesByUser", user) >= 1; }, 15s, 20ms),
-                     queue_of(user) << "\n" << daemon->log());
+  BOOST_TEST_REQUIRE(wait_for([&] { return stat_of_user("queriesByUser", user) >= 1; }, 15s, 20ms),
+                     queue_of(user) << "\n"
+                                    << daemon->log());
   Q().env->exec_sql_resync(user);
-  BOOST_TEST_REQUIRE(count_of("SELECT count(*) FROM entitlement_sync.key_uploads WHERE user_id = " + quoted(user) +
-                              " AND kind = 'upload' AND state = 'running'") == 1,
+  BOOST_TEST_REQUIRE(Q().env->count("SELECT count(*) FROM entitlement_sync.key_uploads WHERE user_id = " +
+                                    sql_quote(user) + " AND kind = 'upload' AND state = 'running'") == 1,
                      "the resync did not come during the first sync: " << queue_of(user));
   BOOST_TEST_REQUIRE(wait_done(user, 2, 20s), queue_of(user) << "\n" << daemon->log());
 
@@ -378,11 +326,14 @@ BOOST_AUTO_TEST_CASE(a_resync_requested_while_the_player_is_syncing_runs_once_af
   BOOST_TEST(lines[0].events == 1);
   BOOST_TEST(lines[1].events == 1);
   // The resync was claimed once the upload's sync had finished, and finished after it.
-  BOOST_TEST(count_of("SELECT count(*) FROM entitlement_sync.key_uploads u, entitlement_sync.key_uploads r "
-                      "WHERE u.user_id = 'midsync' AND r.user_id = 'midsync' AND u.kind = 'upload' "
-                      "AND r.kind = 'resync' AND r.claimed_at >= u.finished_at AND r.finished_at > u.finished_at") ==
-             1, queue_of(user));
-  BOOST_TEST(count_of("SELECT count(*) FROM entitlement_sync.entitlements WHERE user_id = 'midsync'") == 3);
+  BOOST_TEST(
+      Q().env->count(
+          "SELECT count(*) FROM entitlement_sync.key_uploads u, entitlement_sync.key_uploads r "
+          "WHERE u.user_id = 'midsync' AND r.user_id = 'midsync' AND u.kind = 'upload' "
+          "AND r.kind = 'resync' AND r.claimed_at >= u.finished_at AND r.finished_at > u.finished_at") == 1,
+      queue_of(user));
+  BOOST_TEST(Q().env->count("SELECT count(*) FROM entitlement_sync.entitlements WHERE user_id = 'midsync'") ==
+             3);
   stop_cleanly(*daemon, "the daemon");
 }
 
@@ -398,44 +349,52 @@ BOOST_AUTO_TEST_CASE(a_daemon_that_lost_its_lease_writes_nothing_and_says_so) {
   auto a = launch("fence-a", ini);
   Q().env->upload(user, key);
   // A has claimed the player and its collections query is at the Store: freeze A.
-  BOOST_TEST_REQUIRE(wait_until([&] { return stat_of_user("queriesByUser", user) >= 1; }, 15s, 10ms),
-                     queue_of(user) << "\n" << a->log());
+  BOOST_TEST_REQUIRE(wait_for([&] { return stat_of_user("queriesByUser", user) >= 1; }, 15s, 10ms),
+                     queue_of(user) << "\n"
+                                    << a->log());
   // Frozen between two statements: stopped inside a transaction (a lease extension, say), A would hold the
   // event's row lock and B could never take it. Then let it run on a moment and freeze it again.
   for (int tries = 0;; ++tries) {
     a->signal(SIGSTOP);
     std::this_thread::sleep_for(50ms);
-    if (count_of("SELECT count(*) FROM pg_stat_activity WHERE state LIKE 'idle in transaction%' OR "
-                 "(state = 'active' AND pid <> pg_backend_pid() AND backend_type = 'client backend' "
-                 " AND query NOT ILIKE 'LISTEN%')") == 0)
+    if (Q().env->count("SELECT count(*) FROM pg_stat_activity WHERE state LIKE 'idle in transaction%' OR "
+                       "(state = 'active' AND pid <> pg_backend_pid() AND backend_type = 'client backend' "
+                       " AND query NOT ILIKE 'LISTEN%')") == 0)
       break;
     BOOST_TEST_REQUIRE(tries < 20, "A never stopped outside a transaction");
     a->signal(SIGCONT);
     std::this_thread::sleep_for(5ms);
   }
   const auto frozen = steady::now();
-  BOOST_TEST_REQUIRE(count_of("SELECT count(*) FROM entitlement_sync.key_uploads WHERE user_id = 'fence' AND "
-                              "state = 'running' AND claimed_by LIKE " + owner_pattern(*a)) == 1,
-                     "A was not syncing the player when it was stopped: " << queue_of(user) << "\n" << a->log());
+  BOOST_TEST_REQUIRE(
+      Q().env->count("SELECT count(*) FROM entitlement_sync.key_uploads WHERE user_id = 'fence' AND "
+                     "state = 'running' AND claimed_by LIKE " +
+                     owner_pattern(*a)) == 1,
+      "A was not syncing the player when it was stopped: " << queue_of(user) << "\n"
+                                                           << a->log());
   const auto lease_at_stop = query_value(url(), "SELECT lease_until FROM entitlement_sync.key_uploads "
                                                 "WHERE user_id = 'fence'");
   // The Store's data changes after A was answered: B must see the new item; A's stale answer must not land.
   emu().put_items(user, emulator_instance::make_items("fence-new", 1));
 
   auto b = launch("fence-b", ini);
-  BOOST_TEST_REQUIRE(wait_until(
+  BOOST_TEST_REQUIRE(wait_for(
                          [&] {
-                           return count_of("SELECT count(*) FROM entitlement_sync.key_uploads WHERE user_id = "
-                                           "'fence' AND state = 'done' AND claimed_by LIKE " +
-                                           owner_pattern(*b)) == 1;
+                           return Q().env->count(
+                                      "SELECT count(*) FROM entitlement_sync.key_uploads WHERE user_id = "
+                                      "'fence' AND state = 'done' AND claimed_by LIKE " +
+                                      owner_pattern(*b)) == 1;
                          },
                          30s, 100ms),
-                     "B did not take over: " << queue_of(user) << "\n" << b->log());
+                     "B did not take over: " << queue_of(user) << "\n"
+                                             << b->log());
   BOOST_TEST_MESSAGE("B finished the player " << seconds_since(frozen) << " s after A was frozen");
   // B took the event only after A's lease had run out.
-  BOOST_TEST(count_of("SELECT count(*) FROM entitlement_sync.key_uploads WHERE user_id = 'fence' AND claimed_at >= " +
-                      quoted(lease_at_stop.value_or("infinity")) + "::timestamptz") == 1,
-             "B claimed before " << lease_at_stop.value_or("?") << ": " << queue_of(user));
+  BOOST_TEST(
+      Q().env->count(
+          "SELECT count(*) FROM entitlement_sync.key_uploads WHERE user_id = 'fence' AND claimed_at >= " +
+          sql_quote(lease_at_stop.value_or("infinity")) + "::timestamptz") == 1,
+      "B claimed before " << lease_at_stop.value_or("?") << ": " << queue_of(user));
 
   const std::string snapshot_sql =
       "SELECT q.state || '|' || q.claimed_by || '|' || q.lease_id || '|' || q.finished_at || '|' || "
@@ -457,10 +416,13 @@ BOOST_AUTO_TEST_CASE(a_daemon_that_lost_its_lease_writes_nothing_and_says_so) {
   std::this_thread::sleep_for(300ms);
   // B's outcome stands: the event, the player and the entitlements are exactly as B left them.
   BOOST_TEST(query_value(url(), snapshot_sql).value_or("NULL") == *before);
-  BOOST_TEST(count_of("SELECT count(*) FROM entitlement_sync.entitlements WHERE user_id = 'fence'") == 5);
-  BOOST_TEST(count_of("SELECT count(*) FROM entitlement_sync.entitlements WHERE user_id = 'fence' AND item_id = "
-                      "'fence-new-0'") == 1);
-  BOOST_TEST(count_of("SELECT count(*) FROM entitlement_sync.key_uploads WHERE user_id = 'fence'") == 1);
+  BOOST_TEST(Q().env->count("SELECT count(*) FROM entitlement_sync.entitlements WHERE user_id = 'fence'") ==
+             5);
+  BOOST_TEST(Q().env->count(
+                 "SELECT count(*) FROM entitlement_sync.entitlements WHERE user_id = 'fence' AND item_id = "
+                 "'fence-new-0'") == 1);
+  BOOST_TEST(Q().env->count("SELECT count(*) FROM entitlement_sync.key_uploads WHERE user_id = 'fence'") ==
+             1);
   const auto b_lines = sync_lines(b->log(), user);
   BOOST_TEST_REQUIRE(b_lines.size() == 1u, b->log());
   BOOST_TEST(b_lines[0].outcome == "ok");
@@ -502,9 +464,13 @@ BOOST_AUTO_TEST_CASE(done_events_are_pruned_in_batches_and_failed_ones_after_kee
            "VALUES ('prune-failed', 'failed', 8, now() - interval '1 hour', now() - interval '1 hour', 'gave up')");
   auto daemon = launch("prune", "[sync]\nkeep_done = 2s\nkeep_failed = 0\nprune_interval = 1s\nprune_batch = 7\n"
                                 "poll_interval = 1s\n[metrics]\nlisten = 127.0.0.1:0\n");
-  BOOST_TEST_REQUIRE(wait_until([] { return count_of("SELECT count(*) FROM entitlement_sync.key_uploads "
-                                                     "WHERE state = 'done'") == 0; },
-                                15s, 50ms),
+  BOOST_TEST_REQUIRE(wait_for(
+                         [] {
+                           return Q().env->count(
+                                      "SELECT count(*) FROM entitlement_sync.key_uploads "
+                                      "WHERE state = 'done'") == 0;
+                         },
+                         15s, 50ms),
                      "done events not all pruned within 15 s: " << daemon->log());
   const auto batches = [] {
     pqxx::connection c(url());
@@ -539,8 +505,9 @@ BOOST_AUTO_TEST_CASE(done_events_are_pruned_in_batches_and_failed_ones_after_kee
     std::istringstream in(daemon->log());
     std::string line;
     while (std::getline(in, line)) {
-      if (line.find("queue: pruned") != std::string::npos) logged += std::stoll(field(line, "events"));
-      if (port.empty() && line.find("metrics: listening") != std::string::npos) port = field(line, "port");
+      if (line.find("queue: pruned") != std::string::npos) logged += std::stoll(log_field(line, "events"));
+      if (port.empty() && line.find("metrics: listening") != std::string::npos)
+        port = log_field(line, "port");
     }
   }
   BOOST_TEST(logged == 30, daemon->log());
@@ -552,7 +519,7 @@ BOOST_AUTO_TEST_CASE(done_events_are_pruned_in_batches_and_failed_ones_after_kee
   // keep_failed = 1s: the failed event goes.
   auto second = launch("prune-failed", "[sync]\nkeep_done = 2s\nkeep_failed = 1s\nprune_interval = 1s\n"
                                        "prune_batch = 7\npoll_interval = 1s\n");
-  BOOST_TEST(wait_until([] { return events_of("prune-failed", "failed") == 0; }, 10s, 100ms), second->log());
+  BOOST_TEST(wait_for([] { return events_of("prune-failed", "failed") == 0; }, 10s, 100ms), second->log());
   BOOST_TEST(second->log().find("queue: pruned events=1") != std::string::npos, second->log());
   const auto all = batches();
   BOOST_TEST_REQUIRE(all.size() == done_batches.size() + 1, trace.str());
@@ -629,12 +596,15 @@ BOOST_AUTO_TEST_CASE(a_backfill_is_paced_yields_to_uploads_skips_dead_keys_and_c
   std::vector<std::pair<std::string, std::string>> uploads;
   for (int i = 0; i < backfill_players; ++i) uploads.emplace_back(numbered("bf-", i), Q().keys.at(numbered("bf-", i)));
   upload_keys(url(), uploads);
-  BOOST_TEST_REQUIRE(wait_until([] { return open_events_like("bf-%") == 0; }, 30s, 100ms), daemon->log());
-  BOOST_TEST_REQUIRE(count_of("SELECT count(*) FROM entitlement_sync.key_uploads WHERE user_id LIKE 'bf-%' AND "
-                              "state = 'done'") == backfill_players);
+  BOOST_TEST_REQUIRE(wait_for([] { return open_events_like("bf-%") == 0; }, 30s, 100ms), daemon->log());
+  BOOST_TEST_REQUIRE(
+      Q().env->count("SELECT count(*) FROM entitlement_sync.key_uploads WHERE user_id LIKE 'bf-%' AND "
+                     "state = 'done'") == backfill_players);
   const std::string dead = numbered("bf-", 7);
-  exec_sql(url(), "UPDATE entitlement_sync.user_keys SET collections_key_dead_at = now(), "
-                  "collections_key_dead_reason = 'test' WHERE user_id = " + quoted(dead));
+  exec_sql(url(),
+           "UPDATE entitlement_sync.user_keys SET collections_key_dead_at = now(), "
+           "collections_key_dead_reason = 'test' WHERE user_id = " +
+               sql_quote(dead));
 
   // Each sync now takes a while, so backfill events wait in the queue.
   set_latency(200);
@@ -642,13 +612,15 @@ BOOST_AUTO_TEST_CASE(a_backfill_is_paced_yields_to_uploads_skips_dead_keys_and_c
   BOOST_TEST_REQUIRE(id.has_value());
   const auto started = steady::now();
   // Upload while the backfill runs (its cursor is past "ba-up-"), as soon as backfill events are waiting.
-  BOOST_TEST_REQUIRE(wait_until(
+  BOOST_TEST_REQUIRE(wait_for(
                          [] {
-                           return count_of("SELECT count(*) FROM entitlement_sync.key_uploads WHERE kind = "
-                                           "'backfill' AND state = 'pending'") >= 3;
+                           return Q().env->count(
+                                      "SELECT count(*) FROM entitlement_sync.key_uploads WHERE kind = "
+                                      "'backfill' AND state = 'pending'") >= 3;
                          },
                          15s, 20ms),
-                     queue_of(dead) << "\n" << daemon->log());
+                     queue_of(dead) << "\n"
+                                    << daemon->log());
   std::vector<std::pair<std::string, std::string>> late;
   for (int i = 0; i < 3; ++i) late.emplace_back(numbered("ba-up-", i), Q().keys.at(numbered("ba-up-", i)));
   upload_keys(url(), late);
@@ -656,38 +628,44 @@ BOOST_AUTO_TEST_CASE(a_backfill_is_paced_yields_to_uploads_skips_dead_keys_and_c
   std::this_thread::sleep_for(150ms);
   exec_sql(url(), "DROP TABLE IF EXISTS public.backfill_waiting; CREATE TABLE public.backfill_waiting AS "
                   "SELECT event_id FROM entitlement_sync.key_uploads WHERE kind = 'backfill' AND state = 'pending'");
-  const auto waiting = count_of("SELECT count(*) FROM public.backfill_waiting");
+  const auto waiting = Q().env->count("SELECT count(*) FROM public.backfill_waiting");
   BOOST_TEST_REQUIRE(waiting > 0, "no backfill event was waiting when the uploads came");
 
-  BOOST_TEST_REQUIRE(wait_until(
-                         [&] {
-                           return count_of("SELECT count(*) FROM entitlement_sync.backfills WHERE backfill_id = " +
-                                           *id + " AND finished_at IS NOT NULL") == 1 &&
-                                  count_of("SELECT count(*) FROM entitlement_sync.key_uploads WHERE state IN "
-                                           "('pending', 'running')") == 0;
-                         },
-                         40s, 100ms),
-                     "backfill not finished: " << count_of("SELECT queued FROM entitlement_sync.backfills") << "\n"
-                                               << daemon->log());
+  BOOST_TEST_REQUIRE(
+      wait_for(
+          [&] {
+            return Q().env->count("SELECT count(*) FROM entitlement_sync.backfills WHERE backfill_id = " +
+                                  *id + " AND finished_at IS NOT NULL") == 1 &&
+                   Q().env->count(
+                       "SELECT count(*) FROM entitlement_sync.key_uploads WHERE state IN "
+                       "('pending', 'running')") == 0;
+          },
+          40s, 100ms),
+      "backfill not finished: " << Q().env->count("SELECT queued FROM entitlement_sync.backfills") << "\n"
+                                << daemon->log());
   BOOST_TEST_MESSAGE("backfill of " << backfill_players - 1 << " players at 5/s: " << seconds_since(started) << " s");
 
   // The uploads were claimed before, and done before, every backfill event that was waiting.
-  BOOST_TEST(count_of("SELECT count(*) FROM entitlement_sync.key_uploads WHERE user_id LIKE 'ba-up-%' AND "
-                      "kind = 'upload' AND state = 'done'") == 3);
-  BOOST_TEST(count_of("SELECT count(*) FROM entitlement_sync.key_uploads u, entitlement_sync.key_uploads b "
-                      "WHERE u.user_id LIKE 'ba-up-%' AND u.kind = 'upload' "
-                      "AND b.event_id IN (SELECT event_id FROM public.backfill_waiting) "
-                      "AND (u.finished_at >= b.finished_at OR u.claimed_at > b.claimed_at)") == 0,
-             waiting << " backfill events waited when the uploads came");
+  BOOST_TEST(
+      Q().env->count("SELECT count(*) FROM entitlement_sync.key_uploads WHERE user_id LIKE 'ba-up-%' AND "
+                     "kind = 'upload' AND state = 'done'") == 3);
+  BOOST_TEST(
+      Q().env->count("SELECT count(*) FROM entitlement_sync.key_uploads u, entitlement_sync.key_uploads b "
+                     "WHERE u.user_id LIKE 'ba-up-%' AND u.kind = 'upload' "
+                     "AND b.event_id IN (SELECT event_id FROM public.backfill_waiting) "
+                     "AND (u.finished_at >= b.finished_at OR u.claimed_at > b.claimed_at)") == 0,
+      waiting << " backfill events waited when the uploads came");
   // One backfill event for every player with a usable key, none for the dead key, all done.
-  BOOST_TEST(count_of("SELECT count(*) FROM entitlement_sync.key_uploads WHERE kind = 'backfill'") ==
+  BOOST_TEST(Q().env->count("SELECT count(*) FROM entitlement_sync.key_uploads WHERE kind = 'backfill'") ==
              backfill_players - 1);
-  BOOST_TEST(count_of("SELECT count(*) FROM (SELECT user_id FROM entitlement_sync.key_uploads WHERE kind = "
-                      "'backfill' AND state = 'done' GROUP BY user_id HAVING count(*) = 1) x WHERE user_id LIKE "
-                      "'bf-%'") == backfill_players - 1);
-  BOOST_TEST(count_of("SELECT count(*) FROM entitlement_sync.key_uploads WHERE kind = 'backfill' AND user_id = " +
-                      quoted(dead)) == 0);
-  BOOST_TEST(count_of("SELECT queued FROM entitlement_sync.backfills WHERE backfill_id = " + *id) ==
+  BOOST_TEST(Q().env->count(
+                 "SELECT count(*) FROM (SELECT user_id FROM entitlement_sync.key_uploads WHERE kind = "
+                 "'backfill' AND state = 'done' GROUP BY user_id HAVING count(*) = 1) x WHERE user_id LIKE "
+                 "'bf-%'") == backfill_players - 1);
+  BOOST_TEST(Q().env->count(
+                 "SELECT count(*) FROM entitlement_sync.key_uploads WHERE kind = 'backfill' AND user_id = " +
+                 sql_quote(dead)) == 0);
+  BOOST_TEST(Q().env->count("SELECT queued FROM entitlement_sync.backfills WHERE backfill_id = " + *id) ==
              backfill_players - 1);
   // backfill_rate = 5: at most 10 at once, 5 more a second, so 29 players are queued over 4 s at least.
   const auto span = query_value(url(), "SELECT extract(epoch FROM max(created_at) - min(created_at)) "
@@ -698,30 +676,39 @@ BOOST_AUTO_TEST_CASE(a_backfill_is_paced_yields_to_uploads_skips_dead_keys_and_c
              "a finished backfill cannot be cancelled");
 
   // A second backfill, cancelled while its events wait.
-  const auto before = count_of("SELECT count(*) FROM entitlement_sync.key_uploads WHERE kind = 'backfill'");
+  const auto before =
+      Q().env->count("SELECT count(*) FROM entitlement_sync.key_uploads WHERE kind = 'backfill'");
   const auto id2 = query_value(url(), "SELECT entitlement_sync.request_backfill(true)");
   BOOST_TEST_REQUIRE(id2.has_value());
-  BOOST_TEST_REQUIRE(wait_until(
+  BOOST_TEST_REQUIRE(wait_for(
                          [] {
-                           return count_of("SELECT count(*) FROM entitlement_sync.key_uploads WHERE kind = "
-                                           "'backfill' AND state = 'pending'") >= 2;
+                           return Q().env->count(
+                                      "SELECT count(*) FROM entitlement_sync.key_uploads WHERE kind = "
+                                      "'backfill' AND state = 'pending'") >= 2;
                          },
                          15s, 20ms),
                      daemon->log());
   BOOST_TEST(query_value(url(), "SELECT entitlement_sync.cancel_backfill(" + *id2 + ")").value_or("NULL") == "t");
-  BOOST_TEST(count_of("SELECT count(*) FROM entitlement_sync.key_uploads WHERE kind = 'backfill' AND state = "
-                      "'pending'") == 0);
-  BOOST_TEST(count_of("SELECT count(*) FROM entitlement_sync.backfills WHERE backfill_id = " + *id2 +
-                      " AND cancelled_at IS NOT NULL AND full_sync") == 1);
-  const auto after_cancel = count_of("SELECT count(*) FROM entitlement_sync.key_uploads WHERE kind = 'backfill'");
-  const auto queued = count_of("SELECT queued FROM entitlement_sync.backfills WHERE backfill_id = " + *id2);
+  BOOST_TEST(
+      Q().env->count("SELECT count(*) FROM entitlement_sync.key_uploads WHERE kind = 'backfill' AND state = "
+                     "'pending'") == 0);
+  BOOST_TEST(Q().env->count("SELECT count(*) FROM entitlement_sync.backfills WHERE backfill_id = " + *id2 +
+                            " AND cancelled_at IS NOT NULL AND full_sync") == 1);
+  const auto after_cancel =
+      Q().env->count("SELECT count(*) FROM entitlement_sync.key_uploads WHERE kind = 'backfill'");
+  const auto queued =
+      Q().env->count("SELECT queued FROM entitlement_sync.backfills WHERE backfill_id = " + *id2);
   // The events already started stay and finish; the waiting ones are gone.
   BOOST_TEST(after_cancel - before < queued, "nothing was dropped: " << after_cancel - before << " of " << queued);
   std::this_thread::sleep_for(2500ms);  // two feeding rounds and more
-  BOOST_TEST(count_of("SELECT count(*) FROM entitlement_sync.key_uploads WHERE kind = 'backfill'") == after_cancel,
+  BOOST_TEST(Q().env->count("SELECT count(*) FROM entitlement_sync.key_uploads WHERE kind = 'backfill'") ==
+                 after_cancel,
              "a cancelled backfill went on queueing players");
-  BOOST_TEST(count_of("SELECT queued FROM entitlement_sync.backfills WHERE backfill_id = " + *id2) == queued);
-  BOOST_TEST(count_of("SELECT count(*) FROM entitlement_sync.key_uploads WHERE state IN ('pending', 'running')") == 0);
+  BOOST_TEST(Q().env->count("SELECT queued FROM entitlement_sync.backfills WHERE backfill_id = " + *id2) ==
+             queued);
+  BOOST_TEST(Q().env->count(
+                 "SELECT count(*) FROM entitlement_sync.key_uploads WHERE state IN ('pending', 'running')") ==
+             0);
   BOOST_TEST(query_value(url(), "SELECT entitlement_sync.cancel_backfill(" + *id2 + ")").value_or("NULL") == "f");
   exec_sql(url(), "DROP TABLE public.backfill_waiting");
   stop_cleanly(*daemon, "the daemon");
@@ -754,7 +741,7 @@ budget_run sync_three_times(const std::string& user, int requests) {
   BOOST_TEST_REQUIRE(wait_done(user, 1, 30s), queue_of(user) << "\n" << daemon->log());
   Q().env->exec_sql_resync(user);
   BOOST_TEST_REQUIRE(wait_done(user, 2, 30s), queue_of(user) << "\n" << daemon->log());
-  exec_sql(url(), "SELECT entitlement_sync.request_resync(" + quoted(user) + ", true)");
+  exec_sql(url(), "SELECT entitlement_sync.request_resync(" + sql_quote(user) + ", true)");
   BOOST_TEST_REQUIRE(wait_done(user, 3, 30s), queue_of(user) << "\n" << daemon->log());
   budget_run r;
   r.seconds = seconds_since(started);
@@ -763,8 +750,8 @@ budget_run sync_three_times(const std::string& user, int requests) {
   r.early = emu().stat("earlyAfterRetryAfter");
   BOOST_TEST_MESSAGE("player_requests = " << requests << ": 3 syncs in " << r.seconds << " s, " << r.queries
                                           << " queries, " << r.throttled << " answered 429");
-  BOOST_TEST_REQUIRE(count_of("SELECT count(*) FROM entitlement_sync.entitlements WHERE user_id = " +
-                              quoted(user)) == 25);
+  BOOST_TEST_REQUIRE(Q().env->count("SELECT count(*) FROM entitlement_sync.entitlements WHERE user_id = " +
+                                    sql_quote(user)) == 25);
   BOOST_TEST_REQUIRE(daemon->running(), daemon->log());
   daemon->signal(SIGTERM);
   BOOST_TEST_REQUIRE((daemon->wait(30s) == std::optional<int>(0)), daemon->log());
@@ -809,23 +796,27 @@ rate_run time_sixty_players(const std::string& prefix, int max_requests_per_seco
   for (int i = 0; i < rate_players; ++i) uploads.emplace_back(numbered(prefix, i), Q().keys.at(numbered(prefix, i)));
   upload_keys(url(), uploads);
   std::optional<steady::time_point> first, last;
-  const auto deadline = steady::now() + 30s;
-  while (!last && steady::now() < deadline) {
-    const auto n = emu().stat("collectionsQueries");
-    const auto t = steady::now();
-    if (n >= 1 && !first) first = t;
-    if (n >= rate_players) last = t;
-  }
+  // Polled without a pause: the spans are timed by these looks.
+  wait_for(
+      [&] {
+        const auto n = emu().stat("collectionsQueries");
+        const auto t = steady::now();
+        if (n >= 1 && !first) first = t;
+        if (n >= rate_players) last = t;
+        return last.has_value();
+      },
+      30s, 0ms);
   BOOST_TEST_REQUIRE(last.has_value(), prefix << ": not every player was queried: " << daemon->log());
-  BOOST_TEST_REQUIRE(wait_until([&] { return open_events_like(prefix + "%") == 0; }, 30s, 50ms), daemon->log());
+  BOOST_TEST_REQUIRE(wait_for([&] { return open_events_like(prefix + "%") == 0; }, 30s, 50ms), daemon->log());
   rate_run r;
   r.store_span = std::chrono::duration<double>(*last - *first).count();
-  r.db_span = std::stod(query_value(url(), "SELECT extract(epoch FROM max(finished_at) - min(claimed_at)) "
-                                           "FROM entitlement_sync.key_uploads WHERE user_id LIKE " +
-                                               quoted(prefix + "%"))
+  r.db_span = std::stod(query_value(url(),
+                                    "SELECT extract(epoch FROM max(finished_at) - min(claimed_at)) "
+                                    "FROM entitlement_sync.key_uploads WHERE user_id LIKE " +
+                                        sql_quote(prefix + "%"))
                             .value_or("0"));
-  BOOST_TEST(count_of("SELECT count(*) FROM entitlement_sync.key_uploads WHERE user_id LIKE " +
-                      quoted(prefix + "%") + " AND state = 'done'") == rate_players);
+  BOOST_TEST(Q().env->count("SELECT count(*) FROM entitlement_sync.key_uploads WHERE user_id LIKE " +
+                            sql_quote(prefix + "%") + " AND state = 'done'") == rate_players);
   BOOST_TEST(emu().stat("statusCounts", "429") == 0);
   stop_cleanly(*daemon, prefix);
   return r;

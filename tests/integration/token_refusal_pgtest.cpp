@@ -15,35 +15,20 @@ using namespace std::chrono_literals;
 
 namespace {
 
-struct shared_env {
-  shared_env() : env({}, "[sync]\nretry_base = 1s\nretry_cap = 2s\npoll_interval = 1s\n") { instance = &env; }
-  environment env;
-  static environment* instance;
+struct file_env : shared_environment {
+  file_env() : shared_environment("[sync]\nretry_base = 1s\nretry_cap = 2s\npoll_interval = 1s\n") {}
 };
-environment* shared_env::instance = nullptr;
-BOOST_TEST_GLOBAL_FIXTURE(shared_env);
-environment& E() { return *shared_env::instance; }
-
-long long count(const std::string& sql) { return query_count(E().pg.url(), sql); }
-
-long long now_s() {
-  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
-}
-
-// Every Store ID key and Entra token here is a JWT ("eyJ..."): none may appear in a log.
-void no_credentials_in(const std::string& log) {
-  BOOST_TEST(log.find("eyJ") == std::string::npos, "a JWT reached the log");
-}
+BOOST_TEST_GLOBAL_FIXTURE(file_env);
 
 // Events of players whose id starts with prefix, not yet finished.
 long long unfinished(const std::string& prefix) {
-  return count("SELECT count(*) FROM entitlement_sync.key_uploads WHERE user_id LIKE '" + prefix +
-               "%' AND state NOT IN ('done', 'failed')");
+  return E().count("SELECT count(*) FROM entitlement_sync.key_uploads WHERE user_id LIKE '" + prefix +
+                   "%' AND state NOT IN ('done', 'failed')");
 }
 
 long long dead_keys(const std::string& prefix) {
-  return count("SELECT count(*) FROM entitlement_sync.user_keys WHERE user_id LIKE '" + prefix +
-               "%' AND (collections_key_dead_at IS NOT NULL OR purchase_key_dead_at IS NOT NULL)");
+  return E().count("SELECT count(*) FROM entitlement_sync.user_keys WHERE user_id LIKE '" + prefix +
+                   "%' AND (collections_key_dead_at IS NOT NULL OR purchase_key_dead_at IS NOT NULL)");
 }
 
 }  // namespace
@@ -67,8 +52,9 @@ BOOST_AUTO_TEST_CASE(a_revoked_service_token_is_replaced_and_no_key_is_marked_de
                                        "[metrics]\nlisten = 127.0.0.1:0\n");
   auto daemon = start_daemon(cfg, dir.path() / "daemon.log");
   BOOST_TEST_REQUIRE(wait_for([] { return unfinished("tr-") == 0; }, 90s), daemon->log());
-  BOOST_TEST_REQUIRE(count("SELECT count(*) FROM entitlement_sync.user_status WHERE user_id LIKE 'tr-%' "
-                           "AND last_synced_at IS NOT NULL AND last_error IS NULL") == 7, daemon->log());
+  BOOST_TEST_REQUIRE(E().count("SELECT count(*) FROM entitlement_sync.user_status WHERE user_id LIKE 'tr-%' "
+                               "AND last_synced_at IS NOT NULL AND last_error IS NULL") == 7,
+                     daemon->log());
 
   // The Store stops honouring every token issued so far, the daemon's included.
   E().emu.control("POST", "/_emulator/tokens/revoke");
@@ -78,7 +64,8 @@ BOOST_AUTO_TEST_CASE(a_revoked_service_token_is_replaced_and_no_key_is_marked_de
   // requests carrying the revoked token.
   const std::string renewing = "tr-renew";
   E().emu.put_items(renewing, emulator_instance::make_items(renewing, 2));
-  const auto renew_key = E().emu.mint_key(renewing, "collections", now_s() - 15 * 86400, now_s() + 15 * 86400);
+  const auto renew_key =
+      E().emu.mint_key(renewing, "collections", unix_now() - 15 * 86400, unix_now() + 15 * 86400);
   exec_sql(E().pg.url(), "INSERT INTO entitlement_sync.key_uploads (user_id, collections_key) VALUES ('" + renewing +
                              "', '" + renew_key + "'); SELECT entitlement_sync.request_resync(ARRAY['tr-0','tr-1',"
                              "'tr-2','tr-3','tr-4','tr-5','" + buyer + "'])");
@@ -96,14 +83,16 @@ BOOST_AUTO_TEST_CASE(a_revoked_service_token_is_replaced_and_no_key_is_marked_de
   BOOST_TEST_MESSAGE(fetched << " tokens fetched for " << refusals << " refused requests");
   // No key is dead, every sync worked with a fresh token, the renewal too.
   BOOST_TEST(dead_keys("tr-") == 0, daemon->log());
-  BOOST_TEST(count("SELECT count(*) FROM entitlement_sync.key_uploads WHERE user_id LIKE 'tr-%' AND state = 'failed'") == 0);
-  BOOST_TEST(count("SELECT count(*) FROM entitlement_sync.user_status WHERE user_id LIKE 'tr-%' "
-                   "AND last_error IS NULL") == 8);
-  BOOST_TEST(count("SELECT count(*) FROM entitlement_sync.entitlements WHERE user_id = '" + renewing + "'") == 2);
-  BOOST_TEST(count("SELECT count(*) FROM entitlement_sync.user_keys WHERE user_id = '" + renewing +
-                   "' AND collections_key_renewed_at IS NOT NULL") == 1);
-  BOOST_TEST(count("SELECT count(*) FROM entitlement_sync.users WHERE user_id = '" + buyer +
-                   "' AND subscriptions_error IS NULL AND subscriptions_synced_at IS NOT NULL") == 1);
+  BOOST_TEST(E().count("SELECT count(*) FROM entitlement_sync.key_uploads WHERE user_id LIKE 'tr-%' AND "
+                       "state = 'failed'") == 0);
+  BOOST_TEST(E().count("SELECT count(*) FROM entitlement_sync.user_status WHERE user_id LIKE 'tr-%' "
+                       "AND last_error IS NULL") == 8);
+  BOOST_TEST(E().count("SELECT count(*) FROM entitlement_sync.entitlements WHERE user_id = '" + renewing +
+                       "'") == 2);
+  BOOST_TEST(E().count("SELECT count(*) FROM entitlement_sync.user_keys WHERE user_id = '" + renewing +
+                       "' AND collections_key_renewed_at IS NOT NULL") == 1);
+  BOOST_TEST(E().count("SELECT count(*) FROM entitlement_sync.users WHERE user_id = '" + buyer +
+                       "' AND subscriptions_error IS NULL AND subscriptions_synced_at IS NOT NULL") == 1);
   const auto log = daemon->log();
   BOOST_TEST(log.find("the Store refused the service token") != std::string::npos, log);
   // The metric says so too.
@@ -116,7 +105,7 @@ BOOST_AUTO_TEST_CASE(a_revoked_service_token_is_replaced_and_no_key_is_marked_de
   BOOST_TEST_REQUIRE(scrape.exit_code == 0, scrape.output);
   BOOST_TEST(scrape.output.find("\nentitlement_syncd_service_token_refused_total ") != std::string::npos, scrape.output);
   BOOST_TEST(scrape.output.find("\nentitlement_syncd_service_token_refused_total 0\n") == std::string::npos, scrape.output);
-  no_credentials_in(log);
+  check_no_credentials(log, "the daemon");
   daemon->signal(SIGTERM);
   BOOST_TEST((daemon->wait(30s) == std::optional<int>(0)));
 }
@@ -136,17 +125,17 @@ BOOST_AUTO_TEST_CASE(keys_of_many_players_refused_at_once_are_kept) {
                                        "[sync]\ndrain_grace = 0s\n[keys]\nrefusal_burst_players = 4\n");
   auto r = run_daemon(cfg, {"run", "--drain"});
   BOOST_TEST_REQUIRE(r.exit_code == 0, r.output);
-  no_credentials_in(r.output);
+  check_no_credentials(r.output, "the draining daemon");
 
   // At most the threshold's worth ([keys] refusal_burst_players) are marked dead; the rest are kept and
   // wait for a retry, not failed.
   const auto dead = dead_keys("burst-");
   BOOST_TEST(dead >= 1, r.output);  // few refusals stand: those keys are dead
   BOOST_TEST(dead <= 4, r.output);
-  BOOST_TEST(count("SELECT count(*) FROM entitlement_sync.key_uploads WHERE user_id LIKE 'burst-%' "
-                   "AND state = 'pending' AND attempts = 1") == players - dead);
-  BOOST_TEST(count("SELECT count(*) FROM entitlement_sync.user_status WHERE user_id LIKE 'burst-%' "
-                   "AND last_error LIKE '%problem on the Store''s side%'") == players - dead);
+  BOOST_TEST(E().count("SELECT count(*) FROM entitlement_sync.key_uploads WHERE user_id LIKE 'burst-%' "
+                       "AND state = 'pending' AND attempts = 1") == players - dead);
+  BOOST_TEST(E().count("SELECT count(*) FROM entitlement_sync.user_status WHERE user_id LIKE 'burst-%' "
+                       "AND last_error LIKE '%problem on the Store''s side%'") == players - dead);
   BOOST_TEST(r.output.find("taken as a problem on the Store's side") != std::string::npos, r.output);
 }
 
@@ -168,33 +157,36 @@ BOOST_AUTO_TEST_CASE(an_admin_revives_keys_marked_dead_since_a_time) {
   const auto queries_before = E().emu.stat("queriesByUser", recent);
 
   // Only the admin role may call it.
-  BOOST_TEST(count("SELECT count(*) FROM information_schema.routine_privileges WHERE routine_schema = 'entitlement_sync' "
-                   "AND routine_name = 'revive_keys' AND grantee = 'PUBLIC'") == 0);
-  BOOST_TEST(count("SELECT count(*) FROM information_schema.routine_privileges WHERE routine_schema = 'entitlement_sync' "
-                   "AND routine_name = 'revive_keys' AND grantee = 'entitlement_admin'") == 1);
+  BOOST_TEST(E().count("SELECT count(*) FROM information_schema.routine_privileges WHERE routine_schema = "
+                       "'entitlement_sync' "
+                       "AND routine_name = 'revive_keys' AND grantee = 'PUBLIC'") == 0);
+  BOOST_TEST(E().count("SELECT count(*) FROM information_schema.routine_privileges WHERE routine_schema = "
+                       "'entitlement_sync' "
+                       "AND routine_name = 'revive_keys' AND grantee = 'entitlement_admin'") == 1);
 
   // Revive those marked dead within the last hour, of the two named players: one.
-  BOOST_TEST(count("SELECT entitlement_sync.revive_keys(now() - interval '1 hour', ARRAY['" + recent + "', '" + old +
-                   "'])") == 1);
+  BOOST_TEST(E().count("SELECT entitlement_sync.revive_keys(now() - interval '1 hour', ARRAY['" + recent +
+                       "', '" + old + "'])") == 1);
   BOOST_TEST(dead_keys(recent) == 0);
   BOOST_TEST(dead_keys(old) == 1);
   BOOST_TEST(dead_keys(other_player) == 1);
   // A resync was queued, and syncs with the revived key.
-  BOOST_TEST(count("SELECT count(*) FROM entitlement_sync.key_uploads WHERE user_id = '" + recent +
-                   "' AND kind = 'resync' AND state = 'pending'") == 1);
+  BOOST_TEST(E().count("SELECT count(*) FROM entitlement_sync.key_uploads WHERE user_id = '" + recent +
+                       "' AND kind = 'resync' AND state = 'pending'") == 1);
   r = E().drain();
   BOOST_TEST_REQUIRE(r.exit_code == 0, r.output);
   BOOST_TEST(E().emu.stat("queriesByUser", recent) > queries_before);
-  BOOST_TEST(count("SELECT count(*) FROM entitlement_sync.key_uploads WHERE user_id = '" + recent +
-                   "' AND kind = 'resync' AND state = 'done'") == 1);
-  BOOST_TEST(count("SELECT count(*) FROM entitlement_sync.user_status WHERE user_id = '" + recent +
-                   "' AND last_error IS NULL") == 1);
+  BOOST_TEST(E().count("SELECT count(*) FROM entitlement_sync.key_uploads WHERE user_id = '" + recent +
+                       "' AND kind = 'resync' AND state = 'done'") == 1);
+  BOOST_TEST(E().count("SELECT count(*) FROM entitlement_sync.user_status WHERE user_id = '" + recent +
+                       "' AND last_error IS NULL") == 1);
   // Without a list of players: everyone marked dead since the time.
-  const auto dead_lately = count("SELECT count(*) FROM entitlement_sync.user_keys WHERE "
-                                 "collections_key_dead_at >= now() - interval '1 hour' OR "
-                                 "purchase_key_dead_at >= now() - interval '1 hour'");
+  const auto dead_lately = E().count(
+      "SELECT count(*) FROM entitlement_sync.user_keys WHERE "
+      "collections_key_dead_at >= now() - interval '1 hour' OR "
+      "purchase_key_dead_at >= now() - interval '1 hour'");
   BOOST_TEST(dead_lately >= 1);
-  BOOST_TEST(count("SELECT entitlement_sync.revive_keys(now() - interval '1 hour')") == dead_lately);
+  BOOST_TEST(E().count("SELECT entitlement_sync.revive_keys(now() - interval '1 hour')") == dead_lately);
   BOOST_TEST(dead_keys(other_player) == 0);
   BOOST_TEST(dead_keys(old) == 1);
 }

@@ -47,14 +47,19 @@ int decode_status(int status) {
   return -1;
 }
 
-std::string read_file(const fs::path& p) {
+}  // namespace
+
+std::string read_text(const fs::path& p) {
   std::ifstream in(p, std::ios::binary);
   std::ostringstream s;
   s << in.rdbuf();
   return s.str();
 }
 
-}  // namespace
+void write_text(const fs::path& p, const std::string& text) {
+  std::ofstream out(p, std::ios::binary | std::ios::trunc);
+  out << text;
+}
 
 bool wait_for(const std::function<bool()>& done, std::chrono::milliseconds timeout, std::chrono::milliseconds every) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
@@ -63,6 +68,15 @@ bool wait_for(const std::function<bool()>& done, std::chrono::milliseconds timeo
     std::this_thread::sleep_for(every);
   }
   return true;
+}
+
+double seconds_since(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+}
+
+long long unix_now() {
+  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
 }
 
 temp_dir::temp_dir(const std::string& prefix) {
@@ -84,25 +98,18 @@ process_result run_process(const std::vector<std::string>& argv, std::chrono::se
   temp_dir dir("esd-proc");
   auto out = dir.path() / "output";
   pid_t pid = spawn(argv, out, env);
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
   int status = 0;
   process_result result;
-  for (;;) {
-    pid_t r = ::waitpid(pid, &status, WNOHANG);
-    if (r == pid) {
-      result.exit_code = decode_status(status);
-      break;
-    }
-    if (std::chrono::steady_clock::now() > deadline) {
-      ::kill(-pid, SIGKILL);
-      ::waitpid(pid, &status, 0);
-      result.exit_code = -SIGKILL;
-      result.output = read_file(out) + "\n[killed after timeout]";
-      return result;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  if (!wait_for([&] { return ::waitpid(pid, &status, WNOHANG) == pid; }, timeout,
+                std::chrono::milliseconds(10))) {
+    ::kill(-pid, SIGKILL);
+    ::waitpid(pid, &status, 0);
+    result.exit_code = -SIGKILL;
+    result.output = read_text(out) + "\n[killed after timeout]";
+    return result;
   }
-  result.output = read_file(out);
+  result.exit_code = decode_status(status);
+  result.output = read_text(out);
   return result;
 }
 
@@ -133,23 +140,16 @@ bool background_process::running() {
 }
 
 std::optional<int> background_process::wait(std::chrono::milliseconds timeout) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (running()) {
-    if (std::chrono::steady_clock::now() > deadline) return std::nullopt;
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
+  if (!wait_for([this] { return !running(); }, timeout, std::chrono::milliseconds(10))) return std::nullopt;
   return status_;
 }
 
-std::string background_process::log() const { return read_file(log_file_); }
+std::string background_process::log() const { return read_text(log_file_); }
 
 bool background_process::wait_for_log(const std::string& text, std::chrono::milliseconds timeout) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  for (;;) {
-    if (log().find(text) != std::string::npos) return true;
-    if (!running() || std::chrono::steady_clock::now() > deadline) return log().find(text) != std::string::npos;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
+  auto logged = [&] { return log().find(text) != std::string::npos; };
+  wait_for([&] { return logged() || !running(); }, timeout, std::chrono::milliseconds(20));
+  return logged();
 }
 
 }  // namespace esd::test
