@@ -177,7 +177,7 @@ using subscriptions_answer = std::variant<std::vector<store::recurrence>, sync_f
 
 // The subscriptions read, running beside the collections query as a coroutine of its own; its answer is
 // awaited once the collection is in. (Awaitable operators would spawn both calls and keep a third frame
-// for the pair: about 2 KB more per sync in flight.)
+// for the pair, for every sync in flight.)
 struct subscriptions_leg {
   explicit subscriptions_leg(const asio::any_io_executor& ex) : done(ex, asio::steady_timer::time_point::max()) {}
   std::optional<subscriptions_answer> answer;
