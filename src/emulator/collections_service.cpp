@@ -75,10 +75,7 @@ std::optional<std::string> store_service::player_of(const http_request& req) con
 }
 
 http_response store_service::collections_query(const http_request& req) {
-  {
-    std::lock_guard lock(state_.mutex);
-    ++state_.stats.collections_queries;
-  }
+  state_.count(&emulator_stats::collections_queries);
   http_response refused_call;
   auto call = auth_.open_post(req, collections_source, refused_call);
   if (!call) return refused_call;
@@ -226,10 +223,7 @@ http_response store_service::collections_query(const http_request& req) {
 }
 
 http_response store_service::renew_key(const http_request& req) {
-  {
-    std::lock_guard lock(state_.mutex);
-    ++state_.stats.renewals;
-  }
+  state_.count(&emulator_stats::renewals);
   if (req.method() != http::verb::post)
     return store_error(http::status::method_not_allowed, "MethodNotAllowed", "Use POST.");
   const std::int64_t now = now_seconds();
@@ -259,10 +253,7 @@ http_response store_service::renew_key(const http_request& req) {
   renewed.expires_at = now + config_.key_lifetime_seconds;
   if (renewed.refresh_uri.empty()) renewed.refresh_uri = config_.refresh_uri();
   const std::string fresh = keys_.mint(renewed);
-  {
-    std::lock_guard lock(state_.mutex);
-    ++state_.stats.renewals_succeeded;
-  }
+  state_.count(&emulator_stats::renewals_succeeded);
   auto res = json_response(http::status::ok, json::object{{"key", fresh}});
   add_store_headers(res);
   return res;

@@ -42,10 +42,7 @@ const store_item* item_for_product(const player& p, std::string_view product_id)
 }  // namespace
 
 http_response consume_service::consume(const http_request& req) {
-  {
-    std::lock_guard lock(state_.mutex);
-    ++state_.stats.consume_requests;
-  }
+  state_.count(&emulator_stats::consume_requests);
   http_response refused_call;
   auto call = auth_.open_post(req, collections_source, refused_call);
   if (!call) return refused_call;

@@ -47,6 +47,12 @@ struct emulator_state {
   // of each player being answered right now, and when each throttled player may ask again.
   std::unordered_map<std::string, int> requests_in_flight;
   std::unordered_map<std::string, std::chrono::steady_clock::time_point> not_before;
+
+  // One more of a counted request, under the mutex.
+  void count(std::uint64_t emulator_stats::*counter) {
+    std::lock_guard lock(mutex);
+    ++(stats.*counter);
+  }
 };
 
 }  // namespace esd::emulator

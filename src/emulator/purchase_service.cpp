@@ -141,10 +141,7 @@ std::optional<store_key_spec> purchase_service::purchase_key_of(const store_post
 }
 
 http_response purchase_service::grant(const http_request& req) {
-  {
-    std::lock_guard lock(state_.mutex);
-    ++state_.stats.grant_requests;
-  }
+  state_.count(&emulator_stats::grant_requests);
   http_response refused_call;
   auto call = auth_.open_post(req, purchase_source, refused_call);
   if (!call) return refused_call;

@@ -76,10 +76,7 @@ std::optional<std::string> purchase_service::last_id_of(const std::string& playe
 }
 
 http_response purchase_service::recurrences_query(const http_request& req) {
-  {
-    std::lock_guard lock(state_.mutex);
-    ++state_.stats.recurrence_queries;
-  }
+  state_.count(&emulator_stats::recurrence_queries);
   http_response refused_call;
   auto call = auth_.open_post(req, purchase_source, refused_call);
   if (!call) return refused_call;
